@@ -1,0 +1,28 @@
+# Two entry points: `make demo` and `make test`. Both create .venv when missing and
+# install the project with every extra, so a fresh clone needs nothing by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install bench clean
+
+demo: $(STAMP)
+	$(BIN)/usidbridge demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23.2"
+	$(BIN)/python -m pip install --quiet -e ".[all,test]"
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_h5usid.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

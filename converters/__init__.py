@@ -1,0 +1,1 @@
+"""Format converters: one module per format, each declaring a `Format` for the registry."""

@@ -1,0 +1,312 @@
+"""h5USID, the home format: USID stored in HDF5 as pyUSID and pycroscopy write it.
+
+Mapping between the file and the model:
+
+====================================================  ==========================================
+h5USID                                                `Dataset`
+====================================================  ==========================================
+Main dataset (2-D, any Main in the file)              ``data`` (h5py dataset when lazy)
+``quantity`` / ``units`` attributes                   ``quantity`` / ``units``
+Position_Indices / _Values (n_pos, U), any order      ``pos`` (`Ancillary.from_table`)
+Spectroscopic_Indices / _Values (V, n_spec)           ``spec`` (transposed to (n_spec, V))
+other attributes of the Main dataset                  ``metadata["h5usid"]["main"]``
+attributes of its group, the group above, the root    ``metadata["h5usid"]["channel" | "measurement" | "file"]``
+``Metadata`` group beside the Main dataset            every other ``metadata`` key (groups = dicts)
+====================================================  ==========================================
+
+Written layout: ``/Measurement_NNN/Channel_NNN/<name>``. Datasets with the same positions share one
+measurement, and an ancillary used by several channels is stored once in the measurement group.
+Columns are written slowest first (pyUSID >= 0.0.7); indices as uint32; values as float32 only
+where that is lossless. Results of processing go to ``<Source>-<Tool>_NNN`` groups with
+`add_results`.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from usidbridge import __version__
+from usidbridge.errors import ModelError, NotUSIDError, UnsupportedFeatureError
+from usidbridge.hdf import (
+    compact_float,
+    copy_rows,
+    dereference,
+    has_hdf5_signature,
+    open_hdf5,
+    position_chunks,
+    read_attrs,
+    read_tree,
+    string_attr,
+    string_list,
+    string_list_attr,
+    write_attrs,
+    write_tree,
+)
+from usidbridge.model import Ancillary, Dataset
+from usidbridge.registry import Format, Profile
+from usidbridge.rules import ANCILLARY_NAMES, main_candidates
+
+METADATA_GROUP = "Metadata"
+LAYOUT_KEY = "h5usid"
+RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units"}
+COMPRESSION = {"none": None, None: None, "gzip": "gzip", "lzf": "lzf"}
+
+
+def bookkeeping() -> dict[str, str]:
+    """The attributes USID asks of every Main dataset and group it creates."""
+    return {
+        "timestamp": time.strftime("%Y_%m_%d-%H_%M_%S"),
+        "machine_id": socket.getfqdn(),
+        "platform": platform.platform(),
+    }
+
+
+def stamp(obj: h5py.HLObject, restored: Mapping[str, Any]) -> None:
+    """Book-keeping attributes (kept from the source when it had them), then the source's own attributes."""
+    write_attrs(obj, {**bookkeeping(), **restored, "usidbridge_version": __version__})
+
+
+def read_ancillary(indices: h5py.Dataset, values: h5py.Dataset, spectroscopic: bool) -> Ancillary:
+    """An ancillary from its two datasets; Spectroscopic tables are stored (V, n) and come back (n, V)."""
+    labels = string_list_attr(indices, "labels") or string_list_attr(values, "labels")
+    units = string_list_attr(indices, "units") or string_list_attr(values, "units")
+    if labels is None or units is None:
+        raise ModelError(f"{indices.name}: the 'labels' and 'units' attributes are missing or not strings")
+    index_table, value_table = indices[()], values[()]
+    if spectroscopic:
+        index_table, value_table = index_table.T, value_table.T
+    return Ancillary.from_table(labels, units, index_table, value_table)
+
+
+def _tables(main: h5py.Dataset) -> dict[str, h5py.Dataset]:
+    tables = {}
+    for name in ANCILLARY_NAMES:
+        target = dereference(main.file, main.attrs.get(name))
+        if not isinstance(target, h5py.Dataset):
+            raise ModelError(f"{main.name}: the {name!r} reference is missing, dangling or not a dataset")
+        tables[name] = target
+    return tables
+
+
+def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
+    """One Main dataset as a `Dataset` (data left in the file when `lazy`)."""
+    quantity, units = string_attr(main, "quantity"), string_attr(main, "units")
+    if quantity is None or units is None:
+        raise ModelError(f"{main.name}: the 'quantity' and 'units' string attributes are required")
+    tables = _tables(main)
+    pos = read_ancillary(tables["Position_Indices"], tables["Position_Values"], spectroscopic=False)
+    spec = read_ancillary(tables["Spectroscopic_Indices"], tables["Spectroscopic_Values"], spectroscopic=True)
+    parent = main.parent
+    layout = {"main": read_attrs(main, skip=RESERVED_MAIN_ATTRS), "file": read_attrs(main.file)}
+    if parent.name != "/":
+        layout["channel"] = read_attrs(parent)
+        if parent.parent.name != "/":
+            layout["measurement"] = read_attrs(parent.parent)
+    extra = parent.get(METADATA_GROUP)
+    metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
+    metadata[LAYOUT_KEY] = layout
+    return Dataset(
+        main if lazy else main[()],
+        pos,
+        spec,
+        name=main.name.rsplit("/", 1)[-1],
+        quantity=quantity,
+        units=units,
+        metadata=metadata,
+        source=f"{main.file.filename}::{main.name}",
+    )
+
+
+def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix: str = "") -> tuple[h5py.Dataset, h5py.Dataset]:
+    """Write the Indices and Values datasets of one ancillary; Spectroscopic ones transposed to (V, n)."""
+    indices, values = ancillary.indices, compact_float(ancillary.values)
+    if kind == "Spectroscopic":
+        indices, values = indices.T, values.T
+    written = []
+    for table_name, table in (("Indices", indices), ("Values", values)):
+        dataset = group.create_dataset(f"{kind}_{table_name}{suffix}", data=table)
+        dataset.attrs["labels"] = string_list(list(ancillary.labels))
+        dataset.attrs["units"] = string_list(list(ancillary.units))
+        written.append(dataset)
+    return written[0], written[1]
+
+
+def write_main(
+    group: h5py.Group,
+    dataset: Dataset,
+    position: tuple[h5py.Dataset, h5py.Dataset],
+    spectroscopic: tuple[h5py.Dataset, h5py.Dataset],
+    compression: str | None = "none",
+) -> h5py.Dataset:
+    """Write the Main dataset in chunks of whole positions, linked to its ancillary datasets."""
+    if compression not in COMPRESSION:
+        raise UnsupportedFeatureError(f"unknown compression {compression!r}; use gzip, lzf or none")
+    main = group.create_dataset(
+        dataset.name,
+        shape=dataset.shape,
+        dtype=dataset.dtype,
+        chunks=position_chunks(dataset.shape, dataset.dtype.itemsize),
+        compression=COMPRESSION[compression],
+    )
+    copy_rows(main, dataset.data)
+    main.attrs["quantity"] = dataset.quantity
+    main.attrs["units"] = dataset.units
+    for name, target in zip(ANCILLARY_NAMES, position + spectroscopic):
+        main.attrs[name] = target.ref
+    stamp(main, dataset.metadata.get(LAYOUT_KEY, {}).get("main", {}))
+    return main
+
+
+def _layout(dataset: Dataset, part: str) -> dict[str, Any]:
+    return dict(dataset.metadata.get(LAYOUT_KEY, {}).get(part, {}))
+
+
+def _shared(group: h5py.Group, kind: str, members: list[tuple[Dataset, h5py.Group]], attribute: str) -> dict[int, tuple]:
+    """Write each distinct ancillary once: in the channel when one dataset uses it, else in `group`."""
+    written: dict[int, tuple] = {}
+    distinct: list[list[int]] = []
+    for number, (dataset, _channel) in enumerate(members):
+        for users in distinct:
+            if getattr(members[users[0]][0], attribute).same_as(getattr(dataset, attribute)):
+                users.append(number)
+                break
+        else:
+            distinct.append([number])
+    for position, users in enumerate(distinct):
+        ancillary = getattr(members[users[0]][0], attribute)
+        if len(users) == 1:
+            pair = _write_ancillary(members[users[0]][1], kind, ancillary)
+        else:
+            pair = _write_ancillary(group, kind, ancillary, f"_{position:03d}" if position else "")
+        for number in users:
+            written[number] = pair
+    return written
+
+
+def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
+    """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement."""
+    measurements: list[list[Dataset]] = []
+    for dataset in datasets:
+        for members in measurements:
+            if members[0].pos.same_as(dataset.pos):
+                members.append(dataset)
+                break
+        else:
+            measurements.append([dataset])
+    with h5py.File(path, "w") as file:
+        root_attributes: dict[str, Any] = {}
+        for dataset in reversed(datasets):
+            root_attributes.update(_layout(dataset, "file"))
+        stamp(file, root_attributes)
+        for number, members in enumerate(measurements):
+            measurement = file.create_group(f"Measurement_{number:03d}")
+            stamp(measurement, _layout(members[0], "measurement"))
+            channels = []
+            for channel_number, dataset in enumerate(members):
+                channel = measurement.create_group(f"Channel_{channel_number:03d}")
+                stamp(channel, _layout(dataset, "channel"))
+                extra = {key: value for key, value in dataset.metadata.items() if key != LAYOUT_KEY}
+                if extra:
+                    write_tree(channel.create_group(METADATA_GROUP), extra)
+                channels.append((dataset, channel))
+            positions = _shared(measurement, "Position", channels, "pos")
+            spectra = _shared(measurement, "Spectroscopic", channels, "spec")
+            for index, (dataset, channel) in enumerate(channels):
+                write_main(channel, dataset, positions[index], spectra[index], compression)
+
+
+def add_results(
+    path: str | Path,
+    sources: str | Sequence[str],
+    tool: str,
+    datasets: Sequence[Dataset],
+    parameters: Mapping[str, Any] | None = None,
+    compression: str | None = "none",
+) -> str:
+    """Add a results group ``<Source>-<Tool>_NNN`` beside the (first) source Main dataset.
+
+    The group carries ``source_000``, ``source_001``, ... references, ``tool``, ``num_sources``,
+    the processing `parameters` as attributes, and one Main dataset per derived dataset; a derived
+    dataset whose positions or spectra equal the first source's reuses its ancillary datasets.
+    Returns the HDF5 path of the new group. On failure the partial group is removed.
+    """
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    with h5py.File(path, "r+") as file:
+        source_mains = [file[source] for source in sources]
+        first = source_mains[0]
+        source_tables = _tables(first)
+        source_pos = read_ancillary(source_tables["Position_Indices"], source_tables["Position_Values"], False)
+        source_spec = read_ancillary(source_tables["Spectroscopic_Indices"], source_tables["Spectroscopic_Values"], True)
+        stem = f"{first.name.rsplit('/', 1)[-1]}-{tool}_"
+        number = sum(1 for name in first.parent if name.startswith(stem))
+        group = first.parent.create_group(f"{stem}{number:03d}")
+        try:
+            for index, source in enumerate(source_mains):
+                group.attrs[f"source_{index:03d}"] = source.ref
+            stamp(group, {"tool": tool, "num_sources": len(source_mains), **(parameters or {})})
+            for dataset in datasets:
+                if dataset.pos.same_as(source_pos):
+                    position = (source_tables["Position_Indices"], source_tables["Position_Values"])
+                else:
+                    position = _write_ancillary(group, "Position", dataset.pos, f"_{dataset.name}")
+                if dataset.spec.same_as(source_spec):
+                    spectroscopic = (source_tables["Spectroscopic_Indices"], source_tables["Spectroscopic_Values"])
+                else:
+                    spectroscopic = _write_ancillary(group, "Spectroscopic", dataset.spec, f"_{dataset.name}")
+                write_main(group, dataset, position, spectroscopic, compression)
+        except BaseException:
+            del first.parent[group.name.rsplit("/", 1)[-1]]
+            raise
+        return group.name
+
+
+class H5USIDFormat(Format):
+    name = "h5usid"
+    description = "USID in HDF5 (pyUSID, pycroscopy)"
+    extensions = (".h5", ".hdf5", ".h5usid", ".hdf")
+    profile = Profile()
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        if not has_hdf5_signature(head):
+            return 0
+        with h5py.File(path, "r") as file:
+            found = file.visititems(
+                lambda _name, obj: True if isinstance(obj, h5py.Dataset) and "Position_Indices" in obj.attrs else None
+            )
+        return 2 if found else 1
+
+    def read(self, path: Path, *, lazy: bool = False, **options: Any) -> list[Dataset]:
+        file = open_hdf5(path)
+        datasets, problems = [], []
+        try:
+            for candidate in main_candidates(file):
+                try:
+                    datasets.append(read_main(candidate, lazy))
+                except ModelError as error:
+                    problems.append(error.message)
+        finally:
+            if not lazy:
+                file.close()
+        if not datasets:
+            if lazy:
+                file.close()
+            detail = problems[0] if problems else "no dataset carries Position_Indices / Spectroscopic_Indices references"
+            raise NotUSIDError(f"no usable USID Main dataset ({detail}); `usidbridge validate` lists every problem", path)
+        for problem in problems:
+            warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
+        return datasets
+
+    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "none", **options: Any) -> None:
+        write_file(datasets, path, compression=compression)
+
+
+FORMAT = H5USIDFormat()

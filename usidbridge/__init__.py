@@ -1,0 +1,32 @@
+"""usidbridge: USID/h5USID to and from NeXus, NetCDF/xarray, HyperSpy, EDF, SPEC and TIFF.
+
+>>> import usidbridge as ub
+>>> datasets = ub.read("scan.h5")            # list[Dataset], format sniffed from the content
+>>> ub.write(datasets, "copy.h5")            # format from the extension, or format="h5usid"
+>>> ub.validate("third_party.h5").ok         # USID rules, report.findings say what is wrong
+
+Importing usidbridge imports numpy and h5py only; a format's library is imported when the format
+is first used.
+"""
+
+__version__ = "0.1.0"
+
+from .api import convert, read, write
+from .model import Ancillary, Dataset, Dimension
+from .registry import Format, Profile, formats, register
+from .rules import validate
+
+__all__ = [
+    "Ancillary",
+    "Dataset",
+    "Dimension",
+    "Format",
+    "Profile",
+    "convert",
+    "formats",
+    "read",
+    "register",
+    "validate",
+    "write",
+    "__version__",
+]

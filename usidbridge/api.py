@@ -1,0 +1,91 @@
+"""`read`, `write` and `convert`: every conversion is reader → Dataset → writer, through the registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from .errors import ModelError, UnknownFormatError, UnreadableFileError
+from .hdf import atomic_output
+from .model import Dataset
+
+PathLike = str | os.PathLike[str]
+SOURCE_SEPARATOR = "::"
+
+
+def _input_path(path: PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise UnreadableFileError("no such file", path)
+    if path.is_dir():
+        raise UnreadableFileError("is a folder, not a file", path)
+    return path
+
+
+def read(path: PathLike, format: str | None = None, *, lazy: bool = False, dataset: str | None = None, **options: Any) -> list[Dataset]:
+    """Read every dataset of a file; the format is sniffed from the content unless named.
+
+    With ``lazy=True`` the data stays in the file (h5py, dask or memory maps) and only the
+    ancillary information is read. `dataset` keeps the one whose name or internal path matches.
+    """
+    path = _input_path(path)
+    reader = registry.get(format) if format else registry.detect(path)
+    if not reader.can_read:
+        raise UnknownFormatError(f"the {reader.name} format cannot be read", path)
+    reader.require()
+    datasets = reader.read(path, lazy=lazy, **options)
+    for item in datasets:
+        item.source = item.source or str(path)
+    if dataset is not None:
+        datasets = [item for item in datasets if dataset in (item.name, (item.source or "").rpartition(SOURCE_SEPARATOR)[2])]
+        if not datasets:
+            raise UnreadableFileError(f"no dataset named {dataset!r} (see `usidbridge info`)", path)
+    if not datasets:
+        raise UnreadableFileError(f"no datasets found in this {reader.name} file", path)
+    return datasets
+
+
+def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | None = None, *, overwrite: bool = False, **options: Any) -> Path:
+    """Write datasets to `path` in `format` (default: from the extension); returns the path.
+
+    The file is written under a temporary name and renamed when complete, so a failure leaves
+    nothing behind. Datasets that break a USID rule, and features the format cannot carry, are
+    refused with an error before anything is written.
+    """
+    datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+    path = Path(path)
+    writer = registry.get(format) if format else registry.for_extension(path)
+    if not writer.can_write:
+        raise UnknownFormatError(f"the {writer.name} format cannot be written", path)
+    writer.require()
+    if not datasets:
+        raise ModelError("nothing to write: no datasets given")
+    for item in datasets:
+        errors = [finding for finding in item.validate() if finding.severity == "error"]
+        if errors:
+            raise ModelError(f"dataset {item.name!r} breaks USID rule {errors[0].rule}: {errors[0].message}")
+    writer.check_writable(datasets)
+    with atomic_output(path, overwrite=overwrite) as temporary:
+        writer.write(datasets, temporary, **options)
+    return path
+
+
+def convert(
+    source: PathLike,
+    target: PathLike,
+    *,
+    to: str | None = None,
+    from_: str | None = None,
+    dataset: str | None = None,
+    lazy: bool = True,
+    overwrite: bool = False,
+    **write_options: Any,
+) -> Path:
+    """Read `source` and write it to `target`; lazy by default, so memory stays bounded."""
+    if Path(source).resolve() == Path(target).resolve():
+        raise UnreadableFileError("the output is the input file; choose another output name", target)
+    datasets = read(source, from_, lazy=lazy, dataset=dataset)
+    return write(datasets, target, to, overwrite=overwrite, **write_options)

@@ -1,0 +1,266 @@
+"""The `usidbridge` command: convert, validate, info, formats, demo.
+
+Exit codes: 0 success (compliant), 1 not compliant or some work failed, 2 unreadable input or
+bad usage. Errors are one line naming the file and the problem; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from . import __version__, api, registry
+from .errors import UsidBridgeError
+from .hdf import has_hdf5_signature
+from .model import Dataset, Dimension
+from .rules import Report, validate
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TREE_LIMIT = 200
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class _Commands(click.Group):
+    """Turns every expected error into one line and exit code 2 (a traceback only with --debug)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except UsidBridgeError as error:
+            if ctx.params.get("debug"):
+                raise
+            errors.print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
+            ctx.exit(2)
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            errors.print(
+                f"usidbridge: unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+            ctx.exit(2)
+
+
+@click.group(cls=_Commands)
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.version_option(__version__, prog_name="usidbridge")
+def cli(debug: bool) -> None:
+    """Move spectroscopy and imaging data between USID/h5USID and other formats, and check USID files."""
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--from", "from_", metavar="F", help="Input format (default: detected from the content).")
+@click.option("--to", metavar="F", help="Output format (default: from the extension of TARGET).")
+@click.option("--dataset", metavar="PATH", help="Convert only the dataset with this name or internal path.")
+@click.option("--lazy/--eager", default=True, show_default=True, help="Stream the data instead of reading it into memory.")
+@click.option("--compression", type=click.Choice(["gzip", "lzf", "none"]), help="HDF5 compression of the Main data.")
+@click.option("--overwrite", is_flag=True, help="Replace TARGET if it exists.")
+def convert(source: Path, target: Path, from_: str | None, to: str | None, dataset: str | None, lazy: bool, compression: str | None, overwrite: bool) -> None:
+    """Convert SOURCE to TARGET (reader → USID Dataset → writer)."""
+    options = {"compression": compression} if compression else {}
+    written = api.convert(source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, **options)
+    click.echo(f"wrote {written}")
+
+
+def _report_table(report: Report) -> Table:
+    verdict = "[green]USID-compliant[/]" if report.ok else "[red]NOT USID-compliant[/]"
+    table = Table(title=f"{report.file}: {verdict}, {len(report.main_datasets)} Main dataset(s)", title_justify="left")
+    for column in ("rule", "severity", "path", "message"):
+        table.add_column(column, overflow="fold")
+    colours = {"error": "red", "warning": "yellow", "info": "cyan"}
+    for finding in report.findings:
+        table.add_row(finding.rule, f"[{colours[finding.severity]}]{finding.severity}[/]", finding.path, finding.message)
+    return table
+
+
+@cli.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.option("--strict", is_flag=True, help="Count warnings as failures too.")
+def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool) -> None:
+    """Check FILES against the USID rules: exit 0 compliant, 1 not compliant, 2 unreadable."""
+    results, status = [], 0
+    for path in files:
+        try:
+            report = validate(path)
+        except UsidBridgeError as error:
+            results.append({"file": str(path), "error": error.message})
+            if not as_json:
+                errors.print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
+            status = 2
+            continue
+        passed = report.ok_strictly() if strict else report.ok
+        status = max(status, 0 if passed else 1)
+        results.append(report.to_dict())
+        if not as_json:
+            if report.findings:
+                console.print(_report_table(report))
+            else:
+                console.print(f"{report.file}: [green]USID-compliant[/], {len(report.main_datasets)} Main dataset(s), no findings")
+    if as_json:
+        _print_json(results[0] if len(results) == 1 else results)
+    sys.exit(status)
+
+
+def _dim_dict(dimension: Dimension) -> dict[str, Any]:
+    values = dimension.values
+    return {
+        "name": dimension.name,
+        "units": dimension.units,
+        "size": dimension.size,
+        "first": float(values[0]),
+        "last": float(values[-1]),
+        "uniform": dimension.is_uniform,
+        "step": dimension.scale if dimension.is_uniform else None,
+    }
+
+
+def _dataset_dict(dataset: Dataset) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": dataset.name,
+        "source": dataset.source,
+        "quantity": dataset.quantity,
+        "units": dataset.units,
+        "dtype": str(dataset.dtype),
+        "shape": list(dataset.shape),
+        "grid": dataset.is_grid,
+    }
+    for side, ancillary in (("position", dataset.pos), ("spectroscopic", dataset.spec)):
+        if ancillary.is_grid:
+            entry[side] = [_dim_dict(dim) for dim in ancillary.dims]
+        else:
+            entry[side] = [{"name": label, "units": unit, "non_grid_rows": ancillary.size} for label, unit in zip(ancillary.labels, ancillary.units)]
+    return entry
+
+
+def _hdf5_tree(path: Path) -> list[str]:
+    """Up to TREE_LIMIT lines describing every group and dataset of an HDF5 file."""
+    import h5py
+
+    lines: list[str] = []
+
+    def visit(name: str, obj: Any) -> bool | None:
+        if isinstance(obj, h5py.Dataset):
+            lines.append(f"{name}  {obj.shape} {obj.dtype}")
+        else:
+            lines.append(f"{name}/")
+        return True if len(lines) >= TREE_LIMIT else None
+
+    with h5py.File(path, "r") as file:
+        file.visititems(visit)
+    return lines
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def info(file: Path, as_json: bool) -> None:
+    """Describe FILE: its format, its HDF5 tree, and every Main dataset with its dims."""
+    format = registry.detect(api._input_path(file))
+    datasets = api.read(file, format.name, lazy=True)
+    with open(file, "rb") as handle:
+        tree = _hdf5_tree(file) if has_hdf5_signature(handle.read(2056)) else []
+    if as_json:
+        _print_json({"file": str(file), "format": format.name, "tree": tree, "datasets": [_dataset_dict(d) for d in datasets]})
+        return
+    console.print(f"[bold]{file}[/]  format: {format.name}, {len(datasets)} dataset(s)")
+    if tree:
+        root = Tree("/")
+        for line in tree:
+            root.add(line)
+        console.print(root)
+    for dataset in datasets:
+        entry = _dataset_dict(dataset)
+        table = Table(title=f"{entry['source']}: {entry['quantity']} ({entry['units']}), {entry['dtype']}, shape {tuple(entry['shape'])}", title_justify="left")
+        for column in ("side", "dim", "units", "size", "first", "last", "step"):
+            table.add_column(column)
+        for side in ("position", "spectroscopic"):
+            for dim in entry[side]:
+                if "non_grid_rows" in dim:
+                    table.add_row(side, dim["name"], dim["units"], f"{dim['non_grid_rows']} (non-grid)", "", "", "")
+                else:
+                    step = f"{dim['step']:g}" if dim["uniform"] else "non-uniform"
+                    table.add_row(side, dim["name"], dim["units"], str(dim["size"]), f"{dim['first']:g}", f"{dim['last']:g}", step)
+        console.print(table)
+
+
+@cli.command("formats")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def formats_command(as_json: bool) -> None:
+    """List the registered formats: read/write, extensions, library and whether it is installed."""
+    rows = [
+        {
+            "name": format.name,
+            "description": format.description,
+            "reads": format.can_read,
+            "writes": format.can_write,
+            "extensions": list(format.extensions),
+            "library": format.dependency,
+            "installed": format.installed,
+            "profile": format.profile.support(),
+        }
+        for format in registry.formats()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="usidbridge formats", title_justify="left")
+    for column in ("format", "reads", "writes", "extensions", "library", "status"):
+        table.add_column(column)
+    for row, format in zip(rows, registry.formats()):
+        status = "[green]installed[/]" if row["installed"] else f"[red]missing[/]: pip install 'usidbridge[{format.extra or format.name}]'"
+        table.add_row(row["name"], "yes" if row["reads"] else "no", "yes" if row["writes"] else "no", " ".join(row["extensions"]), row["library"] or "(built in)", status)
+    console.print(table)
+
+
+@cli.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True, help="Folder for the outputs.")
+@click.option("--fixtures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=FIXTURES, show_default=True, help="Folder of input files.")
+def demo(out: Path, fixtures: Path) -> None:
+    """Convert every file in the fixtures folder to h5USID and validate the results."""
+    inputs = sorted(path for path in fixtures.iterdir() if path.is_file() and path.suffix not in (".py", ".md"))
+    if not inputs:
+        raise UsidBridgeError("no input files in the fixtures folder", fixtures)
+    out.mkdir(parents=True, exist_ok=True)
+    table = Table(title=f"usidbridge demo: {len(inputs)} fixture(s) → h5USID in {out}", title_justify="left")
+    for column in ("input", "format", "datasets", "output", "USID rules"):
+        table.add_column(column)
+    failures = 0
+    for path in inputs:
+        try:
+            format = registry.detect(path)
+            datasets = api.read(path, format.name, lazy=True)
+            target = api.write(datasets, out / f"{path.stem}.h5", "h5usid", overwrite=True)
+            report = validate(target)
+            verdict = f"[green]compliant[/], {len(report.warnings)} warning(s)" if report.ok else f"[red]{len(report.errors)} error(s)[/]"
+            failures += not report.ok
+            table.add_row(path.name, format.name, str(len(datasets)), str(target), verdict)
+        except UsidBridgeError as error:
+            failures += 1
+            table.add_row(path.name, "?", "", "", f"[red]{error.message}[/]")
+    console.print(table)
+    sys.exit(1 if failures else 0)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="usidbridge")

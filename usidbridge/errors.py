@@ -1,0 +1,50 @@
+"""Every exception usidbridge raises on purpose.
+
+Each message names the file (when there is one) and says what to do about the problem, so the
+command line can print it as one line. Anything else that escapes is a bug.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class UsidBridgeError(Exception):
+    """Base class: a problem a user can act on, optionally tied to one file."""
+
+    def __init__(self, message: str, path: str | PathLike[str] | None = None) -> None:
+        self.message = message
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class UnreadableFileError(UsidBridgeError):
+    """The file cannot be read as the format it claims or was asked to be (truncated, garbage, empty)."""
+
+
+class NotUSIDError(UnreadableFileError):
+    """An HDF5 file that holds no usable USID Main dataset."""
+
+
+class UnknownFormatError(UsidBridgeError):
+    """No registered format recognises the file or the requested format name."""
+
+
+class MissingDependencyError(UsidBridgeError):
+    """A format's optional library is not installed."""
+
+
+class UnsupportedFeatureError(UsidBridgeError):
+    """A writer refuses a feature of the data instead of silently dropping it."""
+
+
+class OutputExistsError(UsidBridgeError):
+    """The output file exists and overwriting was not asked for."""
+
+
+class ModelError(UsidBridgeError, ValueError):
+    """A Dataset, Ancillary or Dimension was built from inconsistent parts."""
+
+
+class NotAGridError(ModelError):
+    """A non-grid (sparse / changing-parameter) dataset was asked for its N-D form or its dims."""

@@ -1,0 +1,210 @@
+"""Small h5py helpers shared by the h5USID and NeXus converters and the rules.
+
+String attributes (HDF5 stores them as bytes or as variable-length strings), references that may
+dangle, metadata trees as groups and attributes, block-wise copies, and atomic output files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .errors import OutputExistsError, UnreadableFileError, UnsupportedFeatureError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+COPY_BLOCK_BYTES = 64 * 2**20
+CHUNK_TARGET_BYTES = 2**20
+CHUNK_MAX_BYTES = 2**31
+
+
+def has_hdf5_signature(head: bytes) -> bool:
+    """True when `head` starts with the HDF5 signature (offset 0, or 512, 1024, ... after a user block)."""
+    return any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048))
+
+
+def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only, turning h5py's errors into one line that says what the file is."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise UnreadableFileError(error.strerror or str(error), path) from None
+    if size == 0:
+        raise UnreadableFileError("the file is empty", path)
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        with open(path, "rb") as handle:
+            head = handle.read(2056)
+        if not has_hdf5_signature(head):
+            raise UnreadableFileError("not an HDF5 file (no HDF5 signature at the start)", path) from None
+        truncated = re.search(r"eof = (\d+).*stored_eof = (\d+)", str(error))
+        if truncated:
+            present, expected = truncated.groups()
+            raise UnreadableFileError(f"truncated HDF5 file: {present} of {expected} bytes present", path) from None
+        raise UnreadableFileError(f"damaged HDF5 file, h5py cannot open it ({error})", path) from None
+
+
+def to_python(value: Any) -> Any:
+    """An attribute value as a plain value: str for strings, list of str, scalars, numeric arrays, None for empty."""
+    if isinstance(value, h5py.Empty):
+        return None
+    if isinstance(value, (bytes, np.bytes_)):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO" or value.dtype.kind == "U":
+            return [to_python(item) for item in value.ravel().tolist()]
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def read_attrs(obj: h5py.HLObject, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """All attributes of `obj` as plain values, except references and the names in `skip`."""
+    result = {}
+    for name in obj.attrs:
+        if name in skip:
+            continue
+        try:
+            value = obj.attrs[name]
+        except (OSError, TypeError, ValueError):
+            continue
+        if isinstance(value, (h5py.Reference, h5py.RegionReference)):
+            continue
+        result[name] = to_python(value)
+    return result
+
+
+def string_attr(obj: h5py.HLObject, name: str) -> str | None:
+    """A string attribute decoded to str; None when missing or not a string."""
+    value = to_python(obj.attrs.get(name))
+    return value if isinstance(value, str) else None
+
+
+def string_list_attr(obj: h5py.HLObject, name: str) -> list[str] | None:
+    """A list-of-strings attribute (stored as bytes or str, array or scalar); None when missing or not strings."""
+    value = to_python(obj.attrs.get(name))
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
+
+
+def to_attribute(value: Any, name: str) -> Any:
+    """A plain value as something h5py stores faithfully; refuses what it cannot."""
+    if value is None:
+        return h5py.Empty("f")
+    if isinstance(value, (list, tuple)):
+        if value and all(isinstance(item, str) for item in value):
+            return np.array([item.encode("utf-8") for item in value])
+        array = np.asarray(value)
+        if array.dtype.kind not in "biufc":
+            raise UnsupportedFeatureError(f"metadata {name!r}: a list of mixed or nested values cannot be an HDF5 attribute")
+        return array
+    if isinstance(value, (str, bool, int, float, complex, np.generic, np.ndarray)):
+        return value
+    raise UnsupportedFeatureError(f"metadata {name!r}: a {type(value).__name__} cannot be an HDF5 attribute")
+
+
+def write_attrs(obj: h5py.HLObject, attributes: Mapping[str, Any]) -> None:
+    """Write plain values as attributes; see `to_attribute`."""
+    for name, value in attributes.items():
+        obj.attrs[name] = to_attribute(value, name)
+
+
+def string_list(values: list[str]) -> np.ndarray:
+    """A list of strings as pyUSID stores labels and units: a fixed-length UTF-8 bytes array."""
+    return np.array([value.encode("utf-8") for value in values])
+
+
+def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
+    """A nested dict as subgroups (dict values) and attributes (everything else)."""
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            if "/" in key or key in (".", ""):
+                raise UnsupportedFeatureError(f"metadata section {key!r}: a nested key cannot contain '/' or be empty")
+            write_tree(group.require_group(key), value)
+        else:
+            group.attrs[key] = to_attribute(value, key)
+
+
+def read_tree(group: h5py.Group) -> dict[str, Any]:
+    """The inverse of `write_tree`: attributes and subgroups as a nested dict."""
+    tree: dict[str, Any] = read_attrs(group)
+    for key, item in group.items():
+        if isinstance(item, h5py.Group):
+            tree[key] = read_tree(item)
+    return tree
+
+
+def dereference(file: h5py.File, reference: Any) -> h5py.HLObject | None:
+    """The object a reference points to, or None when it is null, dangling or not a reference."""
+    if not isinstance(reference, h5py.Reference) or not reference:
+        return None
+    try:
+        return file[reference]
+    except (KeyError, ValueError, OSError, RuntimeError):
+        return None
+
+
+def compact_float(values: np.ndarray) -> np.ndarray:
+    """Values as float32 where that is lossless, else float64 (float32 merges 1.7e9 and 1.7e9 + 1)."""
+    values = np.asarray(values, dtype=np.float64)
+    narrow = values.astype(np.float32)
+    if np.array_equal(narrow.astype(np.float64), values, equal_nan=True):
+        return narrow
+    return values
+
+
+def position_chunks(shape: tuple[int, int], itemsize: int) -> tuple[int, int]:
+    """HDF5 chunk shape holding whole positions (complete spectra), about `CHUNK_TARGET_BYTES` each."""
+    positions, spectral = shape
+    row_bytes = max(1, spectral * itemsize)
+    if row_bytes > CHUNK_MAX_BYTES:
+        return (1, max(1, CHUNK_MAX_BYTES // itemsize))
+    rows = max(1, min(positions, CHUNK_TARGET_BYTES // row_bytes))
+    return (rows, spectral)
+
+
+def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
+    """Copy 2-D `data` (numpy, h5py or dask) into `target` in blocks of whole rows: bounded memory."""
+    rows = data.shape[0]
+    row_bytes = max(1, int(np.prod(data.shape[1:])) * np.dtype(data.dtype).itemsize)
+    step = max(1, block_bytes // row_bytes)
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        target[start:stop] = np.asarray(data[start:stop])
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` on success, delete it on failure.
+
+    A failed conversion therefore leaves nothing behind, and an existing file is replaced only
+    when the new one is complete.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError("the output file exists; use --overwrite (overwrite=True) to replace it", path)
+    if not path.parent.is_dir():
+        raise UnreadableFileError("the output folder does not exist", path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    os.close(handle)
+    os.unlink(temporary)
+    temporary_path = Path(temporary)
+    try:
+        yield temporary_path
+        os.replace(temporary_path, path)
+    finally:
+        if temporary_path.exists():
+            temporary_path.unlink()

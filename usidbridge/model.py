@@ -1,0 +1,460 @@
+"""The canonical USID model: `Dimension`, `Ancillary` and `Dataset`.
+
+A USID Main dataset is a 2-D array (n_positions, n_spectral) described by two ancillaries: a
+Position and a Spectroscopic table of indices and values, one column per varied parameter.
+
+One ordering convention holds everywhere in usidbridge: dimension lists run **slowest → fastest**,
+the order of the axes of the C-ordered N-D array. The N-D form of a dataset is
+``position dims + spectroscopic dims``. Tables found in files may order their columns either way;
+`Ancillary.from_table` finds the rate of change of each column from the indices themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError, NotAGridError
+
+PLACEHOLDER_NAME = "arb"
+PLACEHOLDER_UNITS = "a.u."
+
+
+class Dimension:
+    """One varied parameter: a name, its units and the 1-D float values it takes.
+
+    Parameters
+    ----------
+    name, units : str
+        Label and units, e.g. ``Dimension("X", "nm", 256)``.
+    values : int or array-like
+        The values (any order, uniform or not), or a size for the values 0, 1, ..., size-1.
+    """
+
+    __slots__ = ("name", "units", "values")
+
+    def __init__(self, name: str, units: str, values: int | Sequence[float] | np.ndarray) -> None:
+        if not isinstance(name, str) or not name:
+            raise ModelError(f"a dimension needs a non-empty string name, got {name!r}")
+        if not isinstance(units, str):
+            raise ModelError(f"dimension {name!r}: units must be a string, got {units!r}")
+        if isinstance(values, (int, np.integer)):
+            values = np.arange(int(values), dtype=np.float64)
+        array = np.asarray(values)
+        if array.dtype.kind not in "biuf":
+            raise ModelError(f"dimension {name!r}: values must be real numbers, got dtype {array.dtype}")
+        array = np.array(array, dtype=np.float64, ndmin=1)
+        if array.ndim != 1 or array.size == 0:
+            raise ModelError(f"dimension {name!r}: values must be a non-empty 1-D array, got shape {array.shape}")
+        array.setflags(write=False)
+        self.name = name
+        self.units = units
+        self.values = array
+
+    @classmethod
+    def uniform(cls, name: str, units: str, size: int, offset: float = 0.0, scale: float = 1.0) -> Dimension:
+        """A dimension with values ``offset + scale * i`` for i in 0..size-1."""
+        return cls(name, units, offset + scale * np.arange(size, dtype=np.float64))
+
+    @property
+    def size(self) -> int:
+        return int(self.values.size)
+
+    @property
+    def offset(self) -> float:
+        return float(self.values[0])
+
+    @property
+    def scale(self) -> float:
+        """Step between values; only meaningful when `is_uniform` (1.0 for a single value)."""
+        return float(self.values[1] - self.values[0]) if self.size > 1 else 1.0
+
+    @property
+    def is_uniform(self) -> bool:
+        """True when ``offset + scale * arange(size)`` reproduces the values to float32 precision."""
+        if self.size <= 2:
+            return True
+        expected = self.offset + self.scale * np.arange(self.size)
+        float32_precision = 4 * np.finfo(np.float32).eps * float(np.max(np.abs(self.values)))
+        tolerance = max(1e-5 * abs(self.scale), float32_precision)
+        return bool(np.all(np.abs(self.values - expected) <= tolerance))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Dimension):
+            return NotImplemented
+        return (self.name, self.units) == (other.name, other.units) and np.array_equal(
+            self.values, other.values, equal_nan=True
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self.is_uniform:
+            return f"Dimension({self.name!r}, {self.units!r}, size={self.size}, offset={self.offset:g}, scale={self.scale:g})"
+        return f"Dimension({self.name!r}, {self.units!r}, size={self.size}, non-uniform)"
+
+
+def placeholder_dimension() -> Dimension:
+    """The single-valued dimension USID uses when a dataset varies nothing on one side."""
+    return Dimension(PLACEHOLDER_NAME, PLACEHOLDER_UNITS, [0.0])
+
+
+def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
+    """`values` shaped to broadcast along `axis` of an `ndim`-D grid."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return values.reshape(shape)
+
+
+def _fill_grid(table: np.ndarray, sizes: Sequence[int], columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Write the C-ordered grid of `columns` (one 1-D array per dim, slowest first) into `table` (n, k)."""
+    view = table.reshape(*sizes, len(sizes))
+    for axis, column in enumerate(columns):
+        view[..., axis] = _along(column, axis, len(sizes))
+    return table
+
+
+def _matches_grid(table: np.ndarray, sizes: Sequence[int], order: Sequence[int], columns: Sequence[np.ndarray]) -> bool:
+    """True when column ``order[a]`` of `table` is ``columns[a]`` repeated over a C-ordered grid of `sizes`."""
+    view = table.reshape(*sizes, table.shape[1])
+    for axis, (column_index, column) in enumerate(zip(order, columns)):
+        stored, expected = view[..., column_index], _along(column, axis, len(sizes))
+        same = stored == expected
+        if np.issubdtype(column.dtype, np.floating) and np.isnan(column).any():
+            same |= np.isnan(stored) & np.isnan(expected)
+        if not same.all():
+            return False
+    return True
+
+
+def grid_indices(sizes: Sequence[int]) -> np.ndarray:
+    """Indices table (n, k) of the C-ordered grid with these sizes (slowest first), vectorised."""
+    sizes = [int(size) for size in sizes]
+    dtype = np.uint32 if max(sizes, default=1) <= np.iinfo(np.uint32).max else np.uint64
+    table = np.empty((math.prod(sizes), len(sizes)), dtype=dtype)
+    return _fill_grid(table, sizes, [np.arange(size, dtype=dtype) for size in sizes])
+
+
+def grid_layout(indices: np.ndarray) -> tuple[list[int], list[int]] | None:
+    """``(column order, sizes)``, slowest first, if the rows of `indices` are a C-ordered full grid.
+
+    The rate of change of each column is read from the indices: the fastest column changes at
+    row 1, the next one after a whole run of the fastest, and so on; size-1 columns keep their
+    place. Returns None for anything else (sparse positions, gaps, shuffled rows).
+    """
+    rows, columns = indices.shape
+    first_change = {}
+    for j in range(columns):
+        column = indices[:, j]
+        changes_at = int(np.argmax(column != column[0]))
+        if changes_at:
+            first_change[j] = changes_at
+    order = list(range(columns))
+    varying = [j for j in order if j in first_change]
+    if len(varying) >= 2 and first_change[varying[0]] < first_change[varying[-1]]:
+        order.reverse()
+    key, last = {}, math.inf
+    for j in order:
+        last = first_change.get(j, last)
+        key[j] = last
+    order.sort(key=lambda j: -key[j])
+    varying = [j for j in order if j in first_change]
+    slower_strides = [rows] + [first_change[j] for j in varying[:-1]]
+    size_of = {}
+    for j, slower_stride in zip(varying, slower_strides):
+        if slower_stride % first_change[j]:
+            return None
+        size_of[j] = slower_stride // first_change[j]
+    ordered_sizes = [size_of.get(j, 1) for j in order]
+    if math.prod(ordered_sizes) != rows:
+        return None
+    ranges = [np.arange(size, dtype=indices.dtype) for size in ordered_sizes]
+    if not _matches_grid(indices, ordered_sizes, order, ranges):
+        return None
+    return order, ordered_sizes
+
+
+class Ancillary:
+    """The Position or Spectroscopic description of one axis of a Main dataset.
+
+    Either a **grid** (the Cartesian product of `dims`, slowest first) or an **explicit table**
+    of `indices` (uint, shape (n, k)) and `values` (float, shape (n, k)) for what is not a full
+    grid: sparse positions, spectra whose parameters change mid-run. Tables of a grid are built on
+    demand; `dims` exists only for a grid.
+    """
+
+    def __init__(self, dims: Sequence[Dimension]) -> None:
+        dims = tuple(dims)
+        if not dims:
+            raise ModelError("an ancillary needs at least one dimension (use placeholder_dimension())")
+        labels = [dim.name for dim in dims]
+        if len(set(labels)) != len(labels):
+            raise ModelError(f"dimension names must be unique within an ancillary, got {labels}")
+        self._dims: tuple[Dimension, ...] | None = dims
+        self.labels: tuple[str, ...] = tuple(labels)
+        self.units: tuple[str, ...] = tuple(dim.units for dim in dims)
+        self._indices: np.ndarray | None = None
+        self._values: np.ndarray | None = None
+
+    @classmethod
+    def from_table(
+        cls,
+        labels: Sequence[str],
+        units: Sequence[str],
+        indices: np.ndarray,
+        values: np.ndarray,
+    ) -> Ancillary:
+        """Build from an (n, k) table as stored in a file, whatever its column order.
+
+        The result is a grid (with dims slowest → fastest) when the rows are a C-ordered full grid
+        in some order of the columns and the values are a function of the indices; otherwise the
+        table is kept exactly as given.
+        """
+        labels, units = tuple(str(x) for x in labels), tuple(str(x) for x in units)
+        indices, values = np.asarray(indices), np.asarray(values)
+        if indices.ndim != 2 or indices.shape != values.shape or indices.shape[0] == 0:
+            raise ModelError(f"indices {indices.shape} and values {values.shape} must be the same non-empty (n, k) shape")
+        if not (len(labels) == len(units) == indices.shape[1]):
+            raise ModelError(f"{indices.shape[1]} columns need as many labels and units, got {labels} and {units}")
+        if len(set(labels)) != len(labels):
+            raise ModelError(f"labels must be unique, got {labels}")
+        if indices.dtype.kind not in "ui" or values.dtype.kind not in "iuf":
+            raise ModelError(f"indices must be integers and values real numbers, got {indices.dtype} and {values.dtype}")
+        if indices.dtype.kind == "i" and indices.min() < 0:
+            raise ModelError("indices must not be negative")
+        layout = grid_layout(indices)
+        if layout is not None:
+            order, sizes = layout
+            dims = [
+                Dimension(labels[j], units[j], values[: stride * size : stride, j])
+                for j, size, stride in zip(order, sizes, _strides(sizes))
+            ]
+            if _matches_grid(values, sizes, order, [dim.values for dim in dims]):
+                return cls(dims)
+        table = cls.__new__(cls)
+        table._dims = None
+        table.labels, table.units = labels, units
+        table._indices = np.ascontiguousarray(indices, dtype=np.uint64 if indices.max() > np.iinfo(np.uint32).max else np.uint32)
+        table._values = np.array(values, dtype=np.float64)
+        table._indices.setflags(write=False)
+        table._values.setflags(write=False)
+        return table
+
+    @property
+    def is_grid(self) -> bool:
+        return self._dims is not None
+
+    @property
+    def dims(self) -> tuple[Dimension, ...]:
+        """The dimensions, slowest first; raises `NotAGridError` for an explicit table."""
+        if self._dims is None:
+            raise NotAGridError(
+                f"the ancillary {list(self.labels)} is not a full grid (sparse or changing parameters); "
+                "use its indices and values tables"
+            )
+        return self._dims
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Sizes of the dims, slowest first (grid only)."""
+        return tuple(dim.size for dim in self.dims)
+
+    @property
+    def size(self) -> int:
+        """Number of rows: positions or spectral points."""
+        if self._dims is not None:
+            return math.prod(dim.size for dim in self._dims)
+        return int(self._indices.shape[0])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.labels)
+
+    @property
+    def indices(self) -> np.ndarray:
+        """(n, k) unsigned index table, columns slowest first for a grid."""
+        if self._indices is None:
+            self._indices = grid_indices(self.shape)
+            self._indices.setflags(write=False)
+        return self._indices
+
+    @property
+    def values(self) -> np.ndarray:
+        """(n, k) float64 value table matching `indices`."""
+        if self._values is None:
+            table = np.empty((self.size, self.ndim), dtype=np.float64)
+            self._values = _fill_grid(table, self.shape, [dim.values for dim in self.dims])
+            self._values.setflags(write=False)
+        return self._values
+
+    def same_as(self, other: Ancillary) -> bool:
+        """True when both describe the same labels, units, indices and values."""
+        if (self.labels, self.units, self.is_grid, self.size) != (other.labels, other.units, other.is_grid, other.size):
+            return False
+        if self.is_grid:
+            return self.dims == other.dims
+        return np.array_equal(self.indices, other.indices) and np.array_equal(self.values, other.values, equal_nan=True)
+
+    def __repr__(self) -> str:
+        if self.is_grid:
+            return f"Ancillary({list(self.dims)!r})"
+        return f"Ancillary(table, labels={list(self.labels)}, units={list(self.units)}, rows={self.size})"
+
+
+def _strides(sizes: Sequence[int]) -> list[int]:
+    """Row strides of each dim in a C-ordered grid (slowest first)."""
+    strides, stride = [], 1
+    for size in reversed(sizes):
+        strides.append(stride)
+        stride *= size
+    return strides[::-1]
+
+
+ALLOWED_KINDS = "iufc"
+
+
+def check_dtype(dtype: np.dtype) -> str | None:
+    """Why `dtype` cannot be a USID Main dataset, or None when it can (numeric, complex, compound of those)."""
+    if dtype.fields:
+        for field, (field_dtype, *_rest) in dtype.fields.items():
+            problem = check_dtype(field_dtype)
+            if problem:
+                return f"field {field!r}: {problem}"
+        return None
+    if dtype.kind not in ALLOWED_KINDS:
+        return f"dtype {dtype} is not numeric, complex or compound"
+    return None
+
+
+class Dataset:
+    """One USID Main dataset in memory.
+
+    Parameters
+    ----------
+    data : array-like, shape (n_positions, n_spectral)
+        A numpy array, an h5py dataset or a dask array; integer, float, complex or compound.
+    pos, spec : Ancillary
+        Position and Spectroscopic descriptions; their sizes must match the data.
+    name, quantity, units : str
+        HDF5 name of the Main dataset, the physical quantity and its units.
+    metadata : dict
+        Nested dict of plain values: everything the source said that has no other home.
+    source : str
+        Where the dataset came from (file and path), for messages.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        pos: Ancillary,
+        spec: Ancillary,
+        *,
+        name: str = "Raw_Data",
+        quantity: str = "generic",
+        units: str = "a.u.",
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            data = np.asarray(data)
+        if len(data.shape) != 2:
+            raise ModelError(f"Main data must be 2-D (positions, spectral points), got shape {tuple(data.shape)}")
+        if tuple(data.shape) != (pos.size, spec.size):
+            raise ModelError(
+                f"data shape {tuple(data.shape)} does not match {pos.size} positions x {spec.size} spectral points"
+            )
+        self.data = data
+        self.pos = pos
+        self.spec = spec
+        self.name = name
+        self.quantity = quantity
+        self.units = units
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.source = source
+
+    @classmethod
+    def from_ndarray(
+        cls,
+        array: Any,
+        pos_dims: Iterable[Dimension],
+        spec_dims: Iterable[Dimension] = (),
+        **attributes: Any,
+    ) -> Dataset:
+        """Build from the N-D form: axes are ``pos_dims + spec_dims``, each list slowest first.
+
+        An empty list on either side becomes USID's single-valued placeholder dimension ``arb``.
+        The 2-D data is a view of `array` when it is C-contiguous (no copy).
+        """
+        pos_dims, spec_dims = list(pos_dims), list(spec_dims)
+        if not hasattr(array, "shape") or not hasattr(array, "reshape"):
+            array = np.asarray(array)
+        expected = tuple(dim.size for dim in pos_dims + spec_dims)
+        if tuple(array.shape) != expected:
+            names = [dim.name for dim in pos_dims + spec_dims]
+            raise ModelError(f"array shape {tuple(array.shape)} does not match dims {names} of sizes {expected}")
+        pos = Ancillary(pos_dims or [placeholder_dimension()])
+        spec = Ancillary(spec_dims or [placeholder_dimension()])
+        return cls(array.reshape(pos.size, spec.size), pos, spec, **attributes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.pos.size, self.spec.size)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def is_grid(self) -> bool:
+        """True when both ancillaries are full grids, so the N-D form exists."""
+        return self.pos.is_grid and self.spec.is_grid
+
+    @property
+    def position_dims(self) -> tuple[Dimension, ...]:
+        return self.pos.dims
+
+    @property
+    def spectroscopic_dims(self) -> tuple[Dimension, ...]:
+        return self.spec.dims
+
+    @property
+    def dims(self) -> tuple[Dimension, ...]:
+        """All dims in N-D axis order: positions then spectroscopic, each slowest first."""
+        return self.pos.dims + self.spec.dims
+
+    @property
+    def nd_shape(self) -> tuple[int, ...]:
+        return self.pos.shape + self.spec.shape
+
+    @property
+    def is_lazy(self) -> bool:
+        """True when the data is not an in-memory numpy array (h5py or dask)."""
+        return not isinstance(self.data, np.ndarray)
+
+    def to_ndarray(self, squeeze: bool = False) -> Any:
+        """The N-D form (axes as `dims`): a view for numpy, read once for h5py, lazy for dask.
+
+        With ``squeeze=True`` axes of size 1 (USID's placeholders) are dropped.
+        """
+        shape = self.nd_shape
+        data = self.data
+        if not hasattr(data, "reshape"):
+            data = data[()]
+        array = data.reshape(shape)
+        return array.squeeze() if squeeze else array
+
+    def validate(self) -> list:
+        """Apply the in-memory USID rules; returns a list of `usidbridge.rules.Finding`."""
+        from .rules import check_dataset
+
+        return check_dataset(self)
+
+    def __repr__(self) -> str:
+        pos = list(self.pos.labels) if self.pos.is_grid else f"{self.pos.size} non-grid positions"
+        return (
+            f"Dataset({self.name!r}, {self.quantity!r} [{self.units}], {self.dtype}, shape={self.shape}, "
+            f"pos={pos}, spec={list(self.spec.labels)})"
+        )

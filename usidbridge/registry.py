@@ -1,0 +1,236 @@
+"""The format registry: the `Format` base class, `register()`, discovery and detection.
+
+Built-in formats are the modules of `usidbridge.converters`, each exposing a module-level
+``FORMAT``; third-party formats register through the entry-point group ``usidbridge.formats``
+(an entry point resolving to a `Format` instance or class). The hub never imports a converter by
+name. Detection reads the first bytes of a file and asks every format to score them; the extension
+only breaks ties or decides when no content matched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import pkgutil
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from .errors import MissingDependencyError, UnknownFormatError, UnreadableFileError, UnsupportedFeatureError
+
+if TYPE_CHECKING:
+    from .model import Dataset
+
+ENTRY_POINT_GROUP = "usidbridge.formats"
+HEAD_BYTES = 4096
+
+Support = Literal["carries", "encodes", "refuses", "loses"]
+
+WAYS_OUT = {
+    "non_uniform": "resample to a uniform axis, or write h5usid, nexus or netcdf, which keep non-uniform axes",
+    "complex": "write the real and imaginary parts as two datasets, or use h5usid or netcdf",
+    "compound": "split the compound fields into one dataset each (--split-compound where offered)",
+    "several_datasets": "pick one with --dataset PATH, or write one file per dataset",
+    "nested_metadata": "flatten the metadata, or use h5usid, nexus or netcdf",
+    "non_grid": "non-grid (sparse) positions are kept by h5usid and netcdf",
+    "many_dims": "slice the data to fewer dimensions, or use h5usid, nexus or netcdf",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a format can carry of the USID model; each feature is carried, encoded, refused or lost.
+
+    `max_dims` bounds the number of N-D dims (None: no bound). `exact_floats` says whether the
+    round trip keeps floats bitwise.
+    """
+
+    non_uniform: Support = "carries"
+    complex: Support = "carries"
+    compound: Support = "carries"
+    several_datasets: Support = "carries"
+    nested_metadata: Support = "carries"
+    non_grid: Support = "carries"
+    max_dims: int | None = None
+    exact_floats: bool = True
+
+    def support(self) -> dict[str, Support]:
+        """Feature name → support, for tables and reports."""
+        return {field.name: getattr(self, field.name) for field in fields(self) if field.type == "Support"}
+
+
+def features_of(datasets: Sequence[Dataset]) -> dict[str, str]:
+    """Which profile features these datasets use, each with a short description of where."""
+    used: dict[str, str] = {}
+    if len(datasets) > 1:
+        used["several_datasets"] = f"{len(datasets)} datasets"
+    for dataset in datasets:
+        dtype = dataset.dtype
+        if dtype.fields:
+            used.setdefault("compound", f"{dataset.name}: compound dtype {dtype}")
+        if dtype.kind == "c" or any(field.kind == "c" for field, *_ in (dtype.fields or {}).values()):
+            used.setdefault("complex", f"{dataset.name}: complex dtype {dtype}")
+        if any(isinstance(value, dict) for value in dataset.metadata.values()):
+            used.setdefault("nested_metadata", f"{dataset.name}: nested metadata")
+        if not dataset.is_grid:
+            used.setdefault("non_grid", f"{dataset.name}: positions or spectra are not a full grid")
+            continue
+        uneven = [dim.name for dim in dataset.dims if not dim.is_uniform]
+        if uneven:
+            used.setdefault("non_uniform", f"{dataset.name}: non-uniform dims {uneven}")
+    return used
+
+
+class Format:
+    """Base class of a format: subclass it in a converter module and expose an instance as ``FORMAT``.
+
+    Override `sniff`, `read` and `write` (a format that only reads leaves `write` alone). Paths
+    given to `write` are temporary names in the target folder; the hub renames them on success.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    dependency: ClassVar[str | None] = None
+    extra: ClassVar[str | None] = None
+    profile: ClassVar[Profile] = Profile()
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        """How sure the format is that the file is its own: 0 no, 1 the container matches, 2 the content does."""
+        return 0
+
+    def read(self, path: Path, *, lazy: bool = False, **options: Any) -> list[Dataset]:
+        raise NotImplementedError
+
+    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+        raise NotImplementedError
+
+    @property
+    def can_read(self) -> bool:
+        return type(self).read is not Format.read
+
+    @property
+    def can_write(self) -> bool:
+        return type(self).write is not Format.write
+
+    @property
+    def installed(self) -> bool:
+        """True when the format's library can be imported (formats without one are always installed)."""
+        return self.dependency is None or importlib.util.find_spec(self.dependency) is not None
+
+    def require(self) -> None:
+        """Raise `MissingDependencyError` with the install command when the library is missing."""
+        if not self.installed:
+            raise MissingDependencyError(
+                f"the {self.name} format needs the package {self.dependency!r}: "
+                f"pip install 'usidbridge[{self.extra or self.name}]'"
+            )
+
+    def check_writable(self, datasets: Sequence[Dataset]) -> None:
+        """Refuse, naming the feature and the way out, what the profile says this format cannot carry."""
+        support = self.profile.support()
+        for feature, where in features_of(datasets).items():
+            if support.get(feature) == "refuses":
+                raise UnsupportedFeatureError(f"{self.name} cannot carry {where}; {WAYS_OUT[feature]}")
+        if self.profile.max_dims is not None:
+            for dataset in datasets:
+                if dataset.is_grid and len(dataset.dims) > self.profile.max_dims:
+                    raise UnsupportedFeatureError(
+                        f"{self.name} carries at most {self.profile.max_dims} dims, {dataset.name} has "
+                        f"{len(dataset.dims)}; {WAYS_OUT['many_dims']}"
+                    )
+
+    def __repr__(self) -> str:
+        return f"<Format {self.name}>"
+
+
+_REGISTRY: dict[str, Format] = {}
+_DISCOVERED = False
+
+
+def register(format: Format | type[Format], *, replace: bool = False) -> Format:
+    """Add a format to the registry (an instance or a class); returns the registered instance."""
+    instance = format() if isinstance(format, type) else format
+    if not isinstance(instance, Format) or not instance.name:
+        raise TypeError(f"{format!r} is not a Format with a name")
+    if instance.name in _REGISTRY and not replace and _REGISTRY[instance.name] is not instance:
+        raise ValueError(f"a format named {instance.name!r} is already registered")
+    _REGISTRY[instance.name] = instance
+    return instance
+
+
+def _discover() -> None:
+    """Register the built-in converters, then the entry-point plugins, once."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    package = importlib.import_module("usidbridge.converters")
+    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda info: info.name):
+        module = importlib.import_module(f"{package.__name__}.{module_info.name}")
+        if isinstance(getattr(module, "FORMAT", None), Format):
+            register(module.FORMAT)
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = entry_point.load()
+            if (plugin() if isinstance(plugin, type) else plugin).name not in _REGISTRY:
+                register(plugin)
+        except Exception as error:  # a broken plugin must not break the tool
+            warnings.warn(f"format plugin {entry_point.name!r} could not be loaded: {error}", stacklevel=2)
+
+
+def formats() -> list[Format]:
+    """Every registered format, built-in and plugin, each telling whether its library is `installed`."""
+    _discover()
+    return list(_REGISTRY.values())
+
+
+def get(name: str) -> Format:
+    """The format registered under `name` (case-insensitive)."""
+    _discover()
+    format = _REGISTRY.get(name.lower())
+    if format is None:
+        raise UnknownFormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}")
+    return format
+
+
+def for_extension(path: str | Path) -> Format:
+    """The first format claiming the extension of `path`, for choosing a writer."""
+    _discover()
+    suffix = Path(path).suffix.lower()
+    for format in _REGISTRY.values():
+        if suffix in format.extensions:
+            return format
+    raise UnknownFormatError(f"no format writes {suffix or 'files without an extension'!r}; pass a format name (--to)", path)
+
+
+def detect(path: str | Path) -> Format:
+    """The format of an existing file, from its content first and its extension second."""
+    _discover()
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as error:
+        raise UnreadableFileError(error.strerror or str(error), path) from None
+    if not head:
+        raise UnreadableFileError("the file is empty", path)
+    suffix = path.suffix.lower()
+    scored = []
+    for rank, format in enumerate(_REGISTRY.values()):
+        try:
+            score = int(format.sniff(head, path))
+        except Exception:
+            score = 0
+        if score > 0:
+            scored.append((score, suffix in format.extensions, -rank, format))
+    if scored:
+        return max(scored, key=lambda item: item[:3])[3]
+    for format in _REGISTRY.values():
+        if suffix in format.extensions and format.can_read:
+            return format
+    preview = head[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
+    raise UnknownFormatError(f"no known format recognises this file (it starts with {preview!r})", path)

@@ -148,13 +148,17 @@ def read_tree(group: h5py.Group) -> dict[str, Any]:
 
 
 def dereference(file: h5py.File, reference: Any) -> h5py.HLObject | None:
-    """The object a reference points to, or None when it is null, dangling or not a reference."""
+    """The object a reference points to, or None when it is null, dangling or not a reference.
+
+    HDF5 still opens an unlinked object by its address; such an object has no name, and counts as dangling.
+    """
     if not isinstance(reference, h5py.Reference) or not reference:
         return None
     try:
-        return file[reference]
+        target = file[reference]
     except (KeyError, ValueError, OSError, RuntimeError):
         return None
+    return target if target.name is not None else None
 
 
 def compact_float(values: np.ndarray) -> np.ndarray:

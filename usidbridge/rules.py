@@ -220,8 +220,8 @@ class _Checker:
         index_table, value_table = indices[()], values[()]
         if axis == 1:
             index_table, value_table = index_table.T, value_table.T
-        self.check_counting(kind, indices.name, index_table, labels)
-        if grid_layout(index_table) is None:
+        counts = self.check_counting(kind, indices.name, index_table, labels)
+        if counts and grid_layout(index_table) is None:
             self.add("A08", f"{kind} indices are not a full C-ordered grid: a non-grid (sparse) dataset with no N-D form", "info", indices.name)
         self.check_function(kind, values.name, index_table, value_table, labels)
 
@@ -242,8 +242,9 @@ class _Checker:
                 self.add("A05", f"{kind}_Indices {name} {pair[0]} differ from {kind}_Values {name} {pair[1]}", path=indices.name)
         return found.get((indices.name, "labels"))
 
-    def check_counting(self, kind: str, path: str, table: np.ndarray, labels: list[str] | None) -> None:
-        rows = table.shape[0]
+    def check_counting(self, kind: str, path: str, table: np.ndarray, labels: list[str] | None) -> bool:
+        """A07; True when every index dimension counts without gaps."""
+        rows, counts = table.shape[0], True
         for column in range(table.shape[1]):
             index = table[:, column]
             name = labels[column] if labels else f"column {column}"
@@ -251,10 +252,13 @@ class _Checker:
                 continue
             if index.dtype.kind == "i" and index.min() < 0:
                 self.add("A07", f"{kind} dimension {name!r} has negative indices", path=path)
+                counts = False
                 continue
             top = int(index.max())
             if top >= rows or not np.all(np.bincount(index.astype(np.int64), minlength=top + 1)):
                 self.add("A07", f"{kind} dimension {name!r} does not count 0, 1, 2, ... without gaps (largest index {top})", path=path)
+                counts = False
+        return counts
 
     def check_function(self, kind: str, path: str, indices: np.ndarray, values: np.ndarray, labels: list[str] | None) -> None:
         for column in range(indices.shape[1]):

@@ -1,0 +1,90 @@
+"""Hypothesis strategies for USID datasets: random dims, dtypes, non-uniform and non-grid axes."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from usidbridge import Ancillary, Dataset, Dimension
+
+NAMES = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_µ° ", min_size=1, max_size=8).filter(str.strip)
+UNITS = st.sampled_from(["", "m", "nm", "V", "a.u.", "µm", "°C", "counts"])
+DTYPES = st.sampled_from(
+    [
+        np.dtype(np.int8),
+        np.dtype(np.uint16),
+        np.dtype(np.int32),
+        np.dtype(np.int64),
+        np.dtype(np.float32),
+        np.dtype(np.float64),
+        np.dtype(np.complex64),
+        np.dtype(np.complex128),
+        np.dtype([("amplitude", np.float32), ("phase", np.float32)]),
+        np.dtype([("r", np.uint8), ("g", np.uint8), ("b", np.uint8)]),
+    ]
+)
+
+
+@st.composite
+def dimension_values(draw, size: int) -> np.ndarray:
+    """Uniform, non-uniform, descending, large-offset (float32-lossy) or repeated-free random values."""
+    kind = draw(st.sampled_from(["uniform", "random", "descending", "large"]))
+    if kind == "uniform":
+        return draw(st.floats(-1e3, 1e3)) + draw(st.floats(1e-3, 10)) * np.arange(size)
+    if kind == "descending":
+        return 5.0 - 0.25 * np.arange(size)
+    if kind == "large":
+        return 1.7e9 + np.arange(size, dtype=np.float64)
+    return np.array(draw(st.lists(st.floats(-1e6, 1e6, allow_nan=False, width=64), min_size=size, max_size=size)))
+
+
+@st.composite
+def dimensions(draw, count: int, max_size: int = 4) -> list[Dimension]:
+    names = draw(st.lists(NAMES, min_size=count, max_size=count, unique=True))
+    result = []
+    for name in names:
+        size = draw(st.integers(1, max_size))
+        result.append(Dimension(name, draw(UNITS), draw(dimension_values(size))))
+    return result
+
+
+def data_for(draw, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    if dtype.fields:
+        array = np.zeros(shape, dtype=dtype)
+        for field in dtype.names:
+            array[field] = draw(hnp.arrays(dtype.fields[field][0], shape))
+        return array
+    elements = None
+    if dtype.kind in "fc":
+        elements = {"allow_nan": True, "allow_infinity": True, "allow_subnormal": False}
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+@st.composite
+def datasets(draw, allow_non_grid: bool = True, max_dims: int = 4) -> Dataset:
+    """A random Dataset: 1-3 position dims, 0-2 spectroscopic dims, or a non-grid position table."""
+    dtype = draw(DTYPES)
+    spec_dims = draw(dimensions(draw(st.integers(0, min(2, max_dims - 1)))))
+    metadata = draw(
+        st.dictionaries(
+            st.sampled_from(["operator", "sample", "temperature", "counts"]),
+            st.one_of(st.text(max_size=10), st.integers(-10, 10), st.floats(-1, 1)),
+            max_size=3,
+        )
+    )
+    attributes = {"quantity": draw(NAMES), "units": draw(UNITS), "metadata": metadata, "name": "Raw_Data"}
+    if allow_non_grid and draw(st.booleans()) and draw(st.booleans()):
+        rows = draw(st.integers(1, 8))
+        labels = draw(st.lists(NAMES, min_size=2, max_size=2, unique=True))
+        indices = np.stack([np.arange(rows), draw(hnp.arrays(np.uint32, rows, elements=st.integers(0, 2)))], axis=1)
+        indices[:, 1] = np.unique(indices[:, 1], return_inverse=True)[1]
+        values = indices * 0.5 + 1.0
+        pos = Ancillary.from_table(labels, ["m", "m"], indices.astype(np.uint32), values)
+        spec = Ancillary(spec_dims or [Dimension("arb", "a.u.", [0.0])])
+        return Dataset(data_for(draw, dtype, (pos.size, spec.size)), pos, spec, **attributes)
+    pos_dims = draw(dimensions(draw(st.integers(1, max_dims - len(spec_dims)))))
+    names = {dim.name for dim in spec_dims}
+    pos_dims = [dim if dim.name not in names else Dimension(dim.name + "_p", dim.units, dim.values) for dim in pos_dims]
+    shape = tuple(dim.size for dim in pos_dims + spec_dims)
+    return Dataset.from_ndarray(data_for(draw, dtype, shape), pos_dims, spec_dims, **attributes)

@@ -1,0 +1,270 @@
+"""h5USID: the real files, pyUSID and HyperSpy as peers, exact round trips, results groups, lazy reads."""
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import usidbridge as ub
+from usidbridge.converters import h5usid
+from usidbridge.errors import NotUSIDError, OutputExistsError, UnreadableFileError
+
+from conftest import need
+from strategies import datasets
+
+MAIN = "/Measurement_000/Channel_000/Raw_Data"
+
+EXPECTED = {
+    "AFM_Force_Curve.h5": [("Deflection", "m", np.float32, [("X", "a. u.", 1)], [("Z", "m", 2045)])],
+    "SingFreqPFM_0003.h5": [
+        (quantity, "m", np.float32, [("Y", "m", 128), ("X", "m", 128)], [("arb", "a.u.", 1)])
+        for quantity in ("HeightRetrace", "AmplitudeRetrace", "DeflectionRetrace", "PhaseRetrace")
+    ],
+    "simulated_STEM_Image.h5": [("Intensity", "a.u.", np.uint8, [("Y", "nm", 256), ("X", "nm", 256)], [("None", "a.u.", 1)])],
+}
+
+
+def describe(dims):
+    return [(dim.name, dim.units, dim.size) for dim in dims]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_real_files_read_like_pyusid(shared_data, usid, name):
+    path = shared_data / "usid" / name
+    read = ub.read(path)
+    assert [(d.quantity, d.units, d.dtype, describe(d.pos.dims), describe(d.spec.dims)) for d in read] == [
+        (q, u, np.dtype(t), p, s) for q, u, t, p, s in EXPECTED[name]
+    ]
+    with h5py.File(path, "r") as file:
+        for dataset in read:
+            peer = usid.USIDataset(file[dataset.source.rpartition("::")[2]])
+            peer_labels = list(peer.pos_dim_labels) + list(peer.spec_dim_labels)
+            axes = [peer_labels.index(dim.name) for dim in dataset.dims]  # pyUSID keeps the file's column order
+            assert np.array_equal(np.transpose(peer.get_n_dim_form(), axes), dataset.to_ndarray())
+            for dim in dataset.dims:
+                getter = peer.get_pos_values if dim.name in peer.pos_dim_labels else peer.get_spec_values
+                assert np.allclose(getter(dim.name), dim.values)
+
+
+def test_stem_image_equals_its_tiff(shared_data):
+    tifffile = need("tifffile")
+    image = ub.read(shared_data / "usid" / "simulated_STEM_Image.h5")[0].to_ndarray(squeeze=True)
+    assert np.array_equal(image, tifffile.imread(shared_data / "usid" / "simulated_STEM_Image.tif"))
+
+
+def test_lazy_read_leaves_data_in_the_file(shared_data):
+    dataset = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5", lazy=True)[0]
+    assert isinstance(dataset.data, h5py.Dataset) and dataset.is_lazy
+    assert dataset.to_ndarray().shape == (128, 128, 1)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_written_files_pass_pyusid_and_hyperspy(shared_data, usid, tmp_path, name):
+    source = ub.read(shared_data / "usid" / name, lazy=True)
+    out = ub.write(source, tmp_path / name)
+    assert ub.validate(out).ok and not ub.validate(out).warnings
+    with h5py.File(out, "r") as file:
+        mains = usid.hdf_utils.get_all_main(file)
+        assert len(mains) == len(source)
+        for peer, dataset in zip(mains, source):
+            assert usid.hdf_utils.check_if_main(peer)
+            assert peer.pos_dim_labels == list(dataset.pos.labels)
+            assert peer.spec_dim_labels == list(dataset.spec.labels)
+            assert peer.data_descriptor == f"{dataset.quantity} ({dataset.units})"
+            assert np.array_equal(peer.get_n_dim_form(), dataset.to_ndarray())
+    hs = need("hyperspy.api")
+    signals = hs.load(out, file_format="USID")
+    signals = signals if isinstance(signals, list) else [signals]
+    assert len(signals) == len(source)
+    assert np.array_equal(np.asarray(signals[0].data).squeeze(), np.asarray(source[0].to_ndarray(squeeze=True)))
+    units = {axis.name: axis.units for axis in signals[0].axes_manager._axes}
+    for dim in source[0].dims:
+        if dim.size > 1:
+            assert units[dim.name] == dim.units
+
+
+def test_channels_with_the_same_positions_share_ancillaries(shared_data, tmp_path):
+    out = ub.write(ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5"), tmp_path / "pfm.h5")
+    with h5py.File(out, "r") as file:
+        measurement = file["Measurement_000"]
+        assert {"Position_Indices", "Position_Values", "Spectroscopic_Indices", "Spectroscopic_Values"} <= set(measurement)
+        targets = {file[measurement[f"Channel_{n:03d}/Raw_Data"].attrs["Position_Indices"]].name for n in range(4)}
+        assert targets == {"/Measurement_000/Position_Indices"}
+
+
+PYUSID_CASES = {
+    "1 dim": ((7,), 1),
+    "2 dims": ((3, 5), 2),
+    "3 dims": ((2, 3, 4), 2),
+    "4 dims": ((2, 2, 3, 4), 2),
+}
+
+
+def pyusid_file(usid, path, shape, n_pos, dtype=np.float32, spec_values=None):
+    rng = np.random.default_rng(1)
+    if np.dtype(dtype).fields:
+        data = np.zeros(shape, dtype=dtype)
+        for field in data.dtype.names:
+            data[field] = rng.normal(size=shape)
+    elif np.dtype(dtype).kind == "c":
+        data = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+    else:
+        data = rng.normal(size=shape).astype(dtype)
+    names = ["Row", "Col", "Bias", "Cycle"]
+    pos_dims = [usid.Dimension(names[i], "um", np.linspace(0, 1, size)) for i, size in enumerate(shape[:n_pos])]
+    spec_dims = [usid.Dimension(names[2 + i], "V", np.arange(size) * 0.1) for i, size in enumerate(shape[n_pos:])]
+    if spec_values is not None:
+        spec_dims = [usid.Dimension("Freq", "Hz", spec_values)]
+    if not spec_dims:
+        spec_dims = [usid.Dimension("arb", "a.u.", 1)]
+    n_positions = int(np.prod(shape[:n_pos]))
+    with h5py.File(path, "w") as file:
+        group = file.create_group("Measurement_000/Channel_000")
+        usid.hdf_utils.write_main_dataset(
+            group, data.reshape(n_positions, -1), "Raw_Data", "Signal", "pA", pos_dims, spec_dims, slow_to_fast=True
+        )
+    return data
+
+
+@pytest.mark.parametrize("case", sorted(PYUSID_CASES))
+def test_files_written_by_pyusid_read_back_equal(usid, tmp_path, case):
+    shape, n_pos = PYUSID_CASES[case]
+    data = pyusid_file(usid, tmp_path / "peer.h5", shape, n_pos)
+    (dataset,) = ub.read(tmp_path / "peer.h5")
+    assert np.array_equal(dataset.to_ndarray().reshape(shape), data)
+    assert dataset.quantity == "Signal" and dataset.units == "pA"
+    assert [dim.name for dim in dataset.pos.dims] == ["Row", "Col"][:n_pos] if n_pos <= 2 else True
+
+
+@pytest.mark.parametrize(
+    "dtype, spec_values",
+    [
+        (np.dtype([("amp", np.float32), ("phase", np.float32)]), None),
+        (np.complex64, None),
+        (np.float64, [1.0, 2.0, 4.0, 8.0, 16.0]),
+    ],
+    ids=["compound", "complex", "non-uniform"],
+)
+def test_pyusid_compound_complex_and_non_uniform(usid, tmp_path, dtype, spec_values):
+    shape = (3, 4, 5)
+    data = pyusid_file(usid, tmp_path / "peer.h5", shape, 2, dtype=dtype, spec_values=spec_values)
+    (dataset,) = ub.read(tmp_path / "peer.h5")
+    assert dataset.dtype == np.dtype(dtype)
+    assert np.array_equal(dataset.to_ndarray(), data)
+    if spec_values:
+        assert dataset.spec.dims[0].values.tolist() == spec_values and not dataset.spec.dims[0].is_uniform
+
+
+def assert_same(left, right):
+    assert left.name == right.name and left.quantity == right.quantity and left.units == right.units
+    assert left.dtype == right.dtype
+    left_data, right_data = np.asarray(left.data), np.asarray(right.data)
+    assert left_data.shape == right_data.shape and left_data.tobytes() == right_data.tobytes()  # bitwise, NaN included
+    for side in ("pos", "spec"):
+        assert getattr(left, side).same_as(getattr(right, side)), side
+    assert {k: v for k, v in right.metadata.items() if k != "h5usid"} == left.metadata
+
+
+@given(dataset=datasets())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_round_trip_is_exact(tmp_path, dataset):
+    first = ub.write(dataset, tmp_path / "first.h5", overwrite=True)
+    (read,) = ub.read(first)
+    assert_same(dataset, read)
+    second = ub.write(read, tmp_path / "second.h5", overwrite=True)
+    assert ub.validate(second).ok
+    with h5py.File(first, "r") as a, h5py.File(second, "r") as b:
+        for path in (MAIN, "/Measurement_000/Channel_000", "/Measurement_000", "/"):
+            plain_a = {k: v for k, v in a[path].attrs.items() if not isinstance(v, h5py.Reference)}
+            plain_b = {k: v for k, v in b[path].attrs.items() if not isinstance(v, h5py.Reference)}
+            assert plain_a.keys() == plain_b.keys()
+            for key in plain_a:
+                assert np.array_equal(plain_a[key], plain_b[key]), key
+
+
+def test_real_file_round_trip_keeps_every_attribute(shared_data, tmp_path):
+    source = shared_data / "usid" / "SingFreqPFM_0003.h5"
+    out = ub.write(ub.read(source), tmp_path / "copy.h5")
+    with h5py.File(source, "r") as a, h5py.File(out, "r") as b:
+        for path in (MAIN, "/Measurement_000/Channel_000", "/Measurement_000", "/"):
+            for key, value in a[path].attrs.items():
+                if not isinstance(value, h5py.Reference):
+                    assert np.array_equal(b[path].attrs[key], value), (path, key)
+
+
+def test_values_are_float32_only_when_lossless(tmp_path):
+    exact = ub.Dimension("X", "m", [0.5, 1.5, 2.5])
+    lossy = ub.Dimension("t", "s", [1.7e9, 1.7e9 + 1, 1.7e9 + 2])
+    dataset = ub.Dataset.from_ndarray(np.zeros((3, 3)), [exact], [lossy])
+    out = ub.write(dataset, tmp_path / "v.h5")
+    with h5py.File(out, "r") as file:
+        channel = file["Measurement_000/Channel_000"]
+        assert channel["Position_Values"].dtype == np.float32
+        assert channel["Spectroscopic_Values"].dtype == np.float64
+    assert ub.read(out)[0].spec.dims[0].values.tolist() == lossy.values.tolist()
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
+def test_compression_and_whole_position_chunks(tmp_path, compression):
+    dataset = ub.Dataset.from_ndarray(np.arange(200 * 50, dtype=np.float64).reshape(20, 10, 50), [ub.Dimension("Y", "m", 20), ub.Dimension("X", "m", 10)], [ub.Dimension("V", "V", 50)])
+    out = ub.write(dataset, tmp_path / "c.h5", compression=compression)
+    with h5py.File(out, "r") as file:
+        main = file[MAIN]
+        assert main.compression == (None if compression == "none" else compression)
+        assert main.chunks[1] == 50
+    assert ub.validate(out).rule_ids() == set()
+    assert np.array_equal(ub.read(out)[0].data, dataset.data)
+
+
+def test_results_group_with_source_reference(tmp_path, usid):
+    raw = ub.Dataset.from_ndarray(np.random.default_rng(0).normal(size=(4, 5, 6)), [ub.Dimension("Y", "m", 4), ub.Dimension("X", "m", 5)], [ub.Dimension("V", "V", 6)], quantity="Current", units="A")
+    path = ub.write(raw, tmp_path / "raw.h5")
+    mean = ub.Dataset.from_ndarray(raw.to_ndarray().mean(axis=2), raw.pos.dims, name="Mean", quantity="Mean current", units="A")
+    group = h5usid.add_results(path, MAIN, "Average", [mean], parameters={"axis": "V"})
+    assert group == "/Measurement_000/Channel_000/Raw_Data-Average_000"
+    report = ub.validate(path)
+    assert report.ok and not report.warnings and len(report.main_datasets) == 2
+    with h5py.File(path, "r") as file:
+        results = file[group]
+        assert file[results.attrs["source_000"]].name == MAIN
+        assert results.attrs["tool"] == "Average" and results.attrs["num_sources"] == 1 and results.attrs["axis"] == "V"
+        assert file[results["Mean"].attrs["Position_Indices"]].name == "/Measurement_000/Channel_000/Position_Indices"
+        assert usid.hdf_utils.check_if_main(results["Mean"])
+    assert h5usid.add_results(path, MAIN, "Average", [mean]).endswith("_001")
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    dataset = ub.Dataset.from_ndarray(np.zeros((3, 4)), [ub.Dimension("X", "m", 3)], [ub.Dimension("V", "V", 4)])
+
+    def broken(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(h5usid, "copy_rows", broken)
+    with pytest.raises(OSError):
+        ub.write(dataset, tmp_path / "out.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_output_is_not_overwritten_by_default(tmp_path):
+    target = tmp_path / "keep.h5"
+    target.write_bytes(b"precious")
+    dataset = ub.Dataset.from_ndarray(np.zeros(3), [ub.Dimension("X", "m", 3)])
+    with pytest.raises(OutputExistsError):
+        ub.write(dataset, target)
+    assert target.read_bytes() == b"precious"
+
+
+def test_not_usid_and_garbage_inputs(shared_data, tmp_path):
+    with pytest.raises(NotUSIDError, match="no usable USID Main dataset"):
+        ub.read(shared_data / "nexus" / "simple_signal.nxs", format="h5usid")
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"\x00\x01garbage" * 100)
+    with pytest.raises(UnreadableFileError):
+        ub.read(garbage, format="h5usid")
+
+
+def test_inputs_are_not_changed(shared_data, tmp_path):
+    source = shared_data / "usid" / "AFM_Force_Curve.h5"
+    before = source.read_bytes()
+    ub.convert(source, tmp_path / "out.h5")
+    assert source.read_bytes() == before

@@ -133,7 +133,8 @@ def test_files_written_by_pyusid_read_back_equal(usid, tmp_path, case):
     (dataset,) = ub.read(tmp_path / "peer.h5")
     assert np.array_equal(dataset.to_ndarray().reshape(shape), data)
     assert dataset.quantity == "Signal" and dataset.units == "pA"
-    assert [dim.name for dim in dataset.pos.dims] == ["Row", "Col"][:n_pos] if n_pos <= 2 else True
+    assert [dim.name for dim in dataset.pos.dims] == ["Row", "Col"][:n_pos]
+    assert [dim.name for dim in dataset.spec.dims] == (["Bias", "Cycle"][: len(shape) - n_pos] or ["arb"])
 
 
 @pytest.mark.parametrize(

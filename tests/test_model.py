@@ -119,3 +119,15 @@ def test_ten_million_positions_build_and_detect():
     anc = Ancillary([Dimension("Y", "m", 5000), Dimension("X", "m", 2000)])
     table = Ancillary.from_table(["X", "Y"], ["m", "m"], anc.indices[:, ::-1], anc.values[:, ::-1])
     assert table.shape == (5000, 2000) and table.labels == ("Y", "X")
+
+
+def test_h5py_data_in_the_2d_form_is_not_read(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "raw.h5", "w") as file:
+        file.create_dataset("data", data=np.arange(12.0).reshape(3, 4))
+    with h5py.File(tmp_path / "raw.h5", "r") as file:
+        ds = Dataset.from_ndarray(file["data"], [Dimension("P", "", 3)], [Dimension("E", "eV", 4)])
+        assert ds.data is file["data"] or isinstance(ds.data, h5py.Dataset)
+        with pytest.raises(ModelError, match="dask.array.from_array"):
+            Dataset.from_ndarray(file["data"], [Dimension("Y", "", 3), Dimension("X", "", 4)])

@@ -389,7 +389,7 @@ class Dataset:
         The 2-D data is a view of `array` when it is C-contiguous (no copy).
         """
         pos_dims, spec_dims = list(pos_dims), list(spec_dims)
-        if not hasattr(array, "shape") or not hasattr(array, "reshape"):
+        if not hasattr(array, "shape"):
             array = np.asarray(array)
         expected = tuple(dim.size for dim in pos_dims + spec_dims)
         if tuple(array.shape) != expected:
@@ -397,7 +397,15 @@ class Dataset:
             raise ModelError(f"array shape {tuple(array.shape)} does not match dims {names} of sizes {expected}")
         pos = Ancillary(pos_dims or [placeholder_dimension()])
         spec = Ancillary(spec_dims or [placeholder_dimension()])
-        return cls(array.reshape(pos.size, spec.size), pos, spec, **attributes)
+        flat = (pos.size, spec.size)
+        if tuple(array.shape) == flat:
+            return cls(array, pos, spec, **attributes)
+        if not hasattr(array, "reshape"):
+            raise ModelError(
+                f"a {type(array).__name__} of shape {tuple(array.shape)} cannot become {flat} without reading it all; "
+                "pass dask.array.from_array(data) for a lazy reshape, or the data itself in the 2-D form"
+            )
+        return cls(array.reshape(flat), pos, spec, **attributes)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -44,7 +44,8 @@ WAYS_OUT = {
 class Profile:
     """What a format can carry of the USID model; each feature is carried, encoded, refused or lost.
 
-    `max_dims` bounds the number of N-D dims (None: no bound). `exact_floats` says whether the
+    `max_dims` bounds the number of dims that vary (size > 1; USID's size-1 placeholders do not
+    count; None: no bound). `exact_floats` says whether the
     round trip keeps floats bitwise.
     """
 
@@ -137,10 +138,11 @@ class Format:
                 raise UnsupportedFeatureError(f"{self.name} cannot carry {where}; {WAYS_OUT[feature]}")
         if self.profile.max_dims is not None:
             for dataset in datasets:
-                if dataset.is_grid and len(dataset.dims) > self.profile.max_dims:
+                varying = [dim.name for dim in dataset.dims if dim.size > 1] if dataset.is_grid else []
+                if len(varying) > self.profile.max_dims:
                     raise UnsupportedFeatureError(
-                        f"{self.name} carries at most {self.profile.max_dims} dims, {dataset.name} has "
-                        f"{len(dataset.dims)}; {WAYS_OUT['many_dims']}"
+                        f"{self.name} carries at most {self.profile.max_dims} dims, {dataset.name} varies "
+                        f"{len(varying)} {varying}; {WAYS_OUT['many_dims']}"
                     )
 
     def __repr__(self) -> str:

@@ -1,0 +1,128 @@
+"""The registry: discovery, plugins through entry points, detection by content, refusals."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import usidbridge as ub
+from usidbridge import registry
+from usidbridge.errors import MissingDependencyError, UnknownFormatError, UnsupportedFeatureError
+
+from usid_files import compliant_file
+
+
+@pytest.fixture
+def clean_registry(monkeypatch):
+    """A registry that forgets whatever a test registers."""
+    registry.formats()
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    return registry
+
+
+def test_builtin_formats_are_discovered():
+    names = [format.name for format in ub.formats()]
+    assert "h5usid" in names
+    h5usid = registry.get("h5usid")
+    assert h5usid.installed and h5usid.can_read and h5usid.can_write
+
+
+def test_detection_uses_content_before_extension(tmp_path):
+    path = compliant_file(tmp_path / "measurement.dat")
+    assert registry.detect(path).name == "h5usid"
+    assert ub.read(path)[0].quantity == "Current"
+
+
+def test_unknown_content_and_extension(tmp_path):
+    path = tmp_path / "notes.xyz"
+    path.write_text("hello")
+    with pytest.raises(UnknownFormatError, match="no known format recognises"):
+        registry.detect(path)
+    with pytest.raises(UnknownFormatError, match="no format writes"):
+        registry.for_extension(tmp_path / "out.xyz")
+    with pytest.raises(UnknownFormatError, match="unknown format"):
+        registry.get("nope")
+
+
+class Refusing(registry.Format):
+    name = "refusing"
+    extensions = (".ref",)
+    profile = registry.Profile(complex="refuses", several_datasets="refuses", max_dims=2)
+
+    def write(self, datasets, path, **options):
+        path.write_text("written")
+
+
+def test_writers_refuse_what_their_profile_cannot_carry(clean_registry, tmp_path):
+    ub.register(Refusing)
+    dims = [ub.Dimension("Y", "m", 2), ub.Dimension("X", "m", 3)]
+    complex_data = ub.Dataset.from_ndarray(np.ones((2, 3), np.complex64), dims)
+    with pytest.raises(UnsupportedFeatureError, match="complex.*real and imaginary"):
+        ub.write(complex_data, tmp_path / "a.ref")
+    three_d = ub.Dataset.from_ndarray(np.ones((2, 3, 4)), dims, [ub.Dimension("V", "V", 4)])
+    with pytest.raises(UnsupportedFeatureError, match="at most 2 dims"):
+        ub.write(three_d, tmp_path / "b.ref")
+    real = ub.Dataset.from_ndarray(np.ones((2, 3)), dims)
+    with pytest.raises(UnsupportedFeatureError, match="--dataset"):
+        ub.write([real, real], tmp_path / "c.ref")
+    assert ub.write(real, tmp_path / "d.ref").read_text() == "written"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["d.ref"]
+
+
+class NeedsMissingLibrary(registry.Format):
+    name = "needsmissing"
+    dependency = "no_such_library_for_usidbridge"
+    extra = "needsmissing"
+
+    def read(self, path, *, lazy=False, **options):
+        return []
+
+
+def test_missing_dependency_is_reported(clean_registry, tmp_path):
+    ub.register(NeedsMissingLibrary)
+    format = registry.get("needsmissing")
+    assert not format.installed
+    with pytest.raises(MissingDependencyError, match=r"pip install 'usidbridge\[needsmissing\]'"):
+        ub.read(compliant_file(tmp_path / "x.h5"), format="needsmissing")
+
+
+PLUGIN = '''
+import numpy as np
+from usidbridge import Dataset, Dimension
+from usidbridge.registry import Format
+
+class CsvFormat(Format):
+    name = "plaincsv"
+    extensions = (".csv",)
+
+    def sniff(self, head, path):
+        return 1 if path.suffix == ".csv" else 0
+
+    def read(self, path, *, lazy=False, **options):
+        values = np.loadtxt(path, delimiter=",", ndmin=1)
+        return [Dataset.from_ndarray(values, [Dimension("Point", "", values.size)], quantity="Value")]
+'''
+
+
+def test_third_party_format_through_entry_point(tmp_path):
+    (tmp_path / "plaincsv_plugin.py").write_text(PLUGIN)
+    info = tmp_path / "plaincsv_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plaincsv-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[usidbridge.formats]\nplaincsv = plaincsv_plugin:CsvFormat\n")
+    (tmp_path / "data.csv").write_text("1,2,3\n")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import usidbridge as ub;"
+        "print([f.name for f in ub.formats()]); print(ub.read(sys.argv[1] + '/data.csv')[0].to_ndarray(squeeze=True).tolist())"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    names, values = result.stdout.splitlines()
+    assert "plaincsv" in names and "h5usid" in names and values == "[1.0, 2.0, 3.0]"
+
+
+def test_import_is_light():
+    heavy = ("hyperspy", "xarray", "fabio", "tifffile", "nexusformat", "dask", "matplotlib", "pyUSID", "rich", "click")
+    script = f"import sys, usidbridge; usidbridge.formats(); print([m for m in sys.modules if m.split('.')[0] in {heavy!r}])"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

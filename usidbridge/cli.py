@@ -175,7 +175,7 @@ def _hdf5_tree(path: Path) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def info(file: Path, as_json: bool) -> None:
     """Describe FILE: its format, its HDF5 tree, and every Main dataset with its dims."""
-    format = registry.detect(api._input_path(file))
+    format = registry.detect(file)
     datasets = api.read(file, format.name, lazy=True)
     with open(file, "rb") as handle:
         tree = _hdf5_tree(file) if has_hdf5_signature(handle.read(2056)) else []

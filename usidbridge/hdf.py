@@ -60,7 +60,7 @@ def to_python(value: Any) -> Any:
     if isinstance(value, (bytes, np.bytes_)):
         return value.decode("utf-8", errors="replace")
     if isinstance(value, np.ndarray):
-        if value.dtype.kind in "SO" or value.dtype.kind == "U":
+        if value.dtype.kind in "SOU":
             return [to_python(item) for item in value.ravel().tolist()]
         return value
     if isinstance(value, np.generic):

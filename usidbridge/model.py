@@ -466,3 +466,55 @@ class Dataset:
             f"Dataset({self.name!r}, {self.quantity!r} [{self.units}], {self.dtype}, shape={self.shape}, "
             f"pos={pos}, spec={list(self.spec.labels)})"
         )
+
+
+def plain(value: Any) -> Any:
+    """Metadata as JSON-ready plain values: numpy scalars and arrays become Python numbers and lists."""
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def describe(dataset: Dataset, dims: Sequence[Dimension]) -> dict[str, Any]:
+    """A JSON-ready description of a grid dataset whose data a file stores with axes `dims`.
+
+    Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
+    `from_description` rebuilds the exact Dataset from it.
+    """
+    return {
+        "name": dataset.name,
+        "quantity": dataset.quantity,
+        "units": dataset.units,
+        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in dims],
+        "position": list(dataset.pos.labels),
+        "spectroscopic": list(dataset.spec.labels),
+        "metadata": plain(dataset.metadata),
+    }
+
+
+def from_description(array: Any, description: Mapping[str, Any], **attributes: Any) -> Dataset:
+    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing)."""
+    dims = {axis["name"]: Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]}
+    stored = [axis["name"] for axis in description["axes"]]
+    wanted = list(description["position"]) + list(description["spectroscopic"])
+    array = array.reshape([dims[name].size for name in stored]).transpose([stored.index(name) for name in wanted])
+    return Dataset.from_ndarray(
+        array,
+        [dims[name] for name in description["position"]],
+        [dims[name] for name in description["spectroscopic"]],
+        name=description.get("name", "Raw_Data"),
+        quantity=description["quantity"],
+        units=description["units"],
+        metadata=description.get("metadata", {}),
+        **attributes,
+    )

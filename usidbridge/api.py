@@ -82,10 +82,14 @@ def convert(
     dataset: str | None = None,
     lazy: bool = True,
     overwrite: bool = False,
+    read_options: dict[str, Any] | None = None,
     **write_options: Any,
 ) -> Path:
-    """Read `source` and write it to `target`; lazy by default, so memory stays bounded."""
+    """Read `source` and write it to `target`; lazy by default, so memory stays bounded.
+
+    `read_options` go to the reader (e.g. ``{"frames": "position"}``), other keywords to the writer.
+    """
     if Path(source).resolve() == Path(target).resolve():
         raise UnreadableFileError("the output is the input file; choose another output name", target)
-    datasets = read(source, from_, lazy=lazy, dataset=dataset)
+    datasets = read(source, from_, lazy=lazy, dataset=dataset, **(read_options or {}))
     return write(datasets, target, to, overwrite=overwrite, **write_options)

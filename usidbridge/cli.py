@@ -74,11 +74,42 @@ def _print_json(data: Any) -> None:
 @click.option("--lazy/--eager", default=True, show_default=True, help="Stream the data instead of reading it into memory.")
 @click.option("--compression", type=click.Choice(["gzip", "lzf", "none"]), help="HDF5 compression of the Main data.")
 @click.option("--overwrite", is_flag=True, help="Replace TARGET if it exists.")
-def convert(source: Path, target: Path, from_: str | None, to: str | None, dataset: str | None, lazy: bool, compression: str | None, overwrite: bool) -> None:
+@click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option, e.g. frames=position or series=true.")
+@click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
+def convert(
+    source: Path,
+    target: Path,
+    from_: str | None,
+    to: str | None,
+    dataset: str | None,
+    lazy: bool,
+    compression: str | None,
+    overwrite: bool,
+    read_options: tuple[str, ...],
+    write_options: tuple[str, ...],
+) -> None:
     """Convert SOURCE to TARGET (reader → USID Dataset → writer)."""
-    options = {"compression": compression} if compression else {}
-    written = api.convert(source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, **options)
+    writer_options = _options(write_options)
+    if compression:
+        writer_options["compression"] = compression
+    written = api.convert(
+        source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, read_options=_options(read_options), **writer_options
+    )
     click.echo(f"wrote {written}")
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs as options; true/false, numbers and JSON values are parsed, anything else stays text."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def _report_table(report: Report) -> Table:

@@ -508,6 +508,7 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
     stored = [axis["name"] for axis in description["axes"]]
     wanted = list(description["position"]) + list(description["spectroscopic"])
     array = array.reshape([dims[name].size for name in stored]).transpose([stored.index(name) for name in wanted])
+    attributes.setdefault("metadata", description.get("metadata", {}))
     return Dataset.from_ndarray(
         array,
         [dims[name] for name in description["position"]],
@@ -515,6 +516,5 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
         name=description.get("name", "Raw_Data"),
         quantity=description["quantity"],
         units=description["units"],
-        metadata=description.get("metadata", {}),
         **attributes,
     )

@@ -1,0 +1,336 @@
+"""EDF (ESRF Data Format) and every other image format FabIO reads (CBF, MarCCD, ADSC, ...).
+
+Mapping between the file and the model:
+
+==============================================  ================================================
+EDF / FabIO                                     `Dataset`
+==============================================  ================================================
+one frame ``Dim_2`` x ``Dim_1``                 positions ``Y`` x ``X`` (pixels), one spectral point
+several frames (one multi-frame file, or a      spectroscopic dim ``Frame`` over the pixels
+series ``ROOT_0001_0000_0000.edf`` ...)         (``frames="position"``: a slow position dim)
+``motor_mne`` / ``motor_pos``                   ``metadata["edf"]["motors"]`` {name: position}
+``counter_mne`` / ``counter_pos``               ``metadata["edf"]["counters"]``
+positions that change from frame to frame       ``metadata["edf"]["frame_motors"]`` {name: [...]}
+other header keys of the first frame            ``metadata["edf"]["header"]``
+``usid_*`` keys written by usidbridge           exact dims, quantity, units, name
+==============================================  ================================================
+
+Written files are EDF, single- or multi-frame (one frame per image of the stack, see
+`usidbridge.images`), in native byte order, with the header keys of ``metadata["edf"]`` and the
+``usid_*`` keys that let this reader rebuild the Dataset exactly. Uncompressed frames are read
+lazily through memory maps; every frame is checked against its header (size, data type, end of
+file) so a damaged file gives one error with a byte offset instead of a padded image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.images import dataset_to_stack, pixel_dims, stack_to_dataset
+from usidbridge.model import Dataset, Dimension, from_description
+from usidbridge.registry import Format, Profile
+
+STRUCTURAL_KEYS = frozenset(
+    {"EDF_DataBlockID", "EDF_BinarySize", "EDF_HeaderSize", "ByteOrder", "DataType", "Dim_1", "Dim_2", "Dim_3", "Image", "HeaderID", "Size", "Compression"}
+)
+LIST_KEYS = {"motor": ("motor_mne", "motor_pos"), "counter": ("counter_mne", "counter_pos")}
+SERIES = re.compile(r"^(?P<root>.+?)(?P<numbers>(_\d{4}){1,3})(?P<suffix>\.edf(\.gz|\.bz2)?)$", re.IGNORECASE)
+USID_PREFIX = "usid_"
+PARSED_KEYS = STRUCTURAL_KEYS | {key for pair in LIST_KEYS.values() for key in pair}
+FORBIDDEN = ("|", ";", "{", "}", "\n")
+CBF_MAGIC = b"###CBF"
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _named_values(header: dict[str, str], kind: str) -> dict[str, float | str]:
+    names_key, values_key = LIST_KEYS[kind]
+    names, values = header.get(names_key, "").split(), header.get(values_key, "").split()
+    return {name: _number(value) for name, value in zip(names, values)}
+
+
+def series_files(path: Path) -> list[Path]:
+    """Every file of the series ``ROOT_%04d[_%04d[_%04d]].edf`` that `path` belongs to, in order."""
+    match = SERIES.match(path.name)
+    if not match:
+        return [path]
+    pattern = glob.escape(str(path.parent / match["root"])) + re.sub(r"\d", "[0-9]", match["numbers"]) + glob.escape(match["suffix"])
+    return sorted(Path(name) for name in glob.glob(pattern))
+
+
+class _Frames:
+    """The frames of one or more FabIO files, checked against their headers, with lazy access."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        with _quiet_fabio():
+            self._open(paths)
+
+    def _open(self, paths: Sequence[Path]) -> None:
+        import fabio
+
+        self.paths = list(paths)
+        self.images = []
+        for path in self.paths:
+            try:
+                image = fabio.open(str(path))
+            except KeyError as error:
+                raise UnreadableFileError(f"unknown EDF DataType {error.args[0]!r} in the header at byte offset {_offset_of(path, b'DataType')}", path) from None
+            except Exception as error:
+                raise UnreadableFileError(f"not an image FabIO can read ({type(error).__name__}: {error})", path) from None
+            self.images.append((path, image))
+        self.headers = [header for path, image in self.images for header in self._checked_headers(path, image)]
+
+    @staticmethod
+    def _checked_headers(path: Path, image: Any) -> list[dict[str, str]]:
+        frames = getattr(image, "_frames", None)
+        if not frames:
+            return [dict(image.header)]
+        size = path.stat().st_size
+        headers = []
+        for index, frame in enumerate(frames):
+            header = dict(frame.header)
+            compressed = header.get("Compression", "None").lower() not in ("none", "")
+            expected = int(np.prod(frame.shape)) * np.dtype(frame.bytecode).itemsize
+            if frame.incomplete_data or frame.start + frame.blobsize > size:
+                raise UnreadableFileError(
+                    f"truncated: frame {index} needs bytes {frame.start}..{frame.start + frame.blobsize} but the file ends at byte {size}", path
+                )
+            if not compressed and frame.blobsize != expected:
+                raise UnreadableFileError(
+                    f"frame {index}: the header at byte offset {frame.start - int(header.get('EDF_HeaderSize', 0) or 0)} says "
+                    f"{header.get('Dim_2')} x {header.get('Dim_1')} {header.get('DataType')} ({expected} bytes) but Size is {frame.blobsize} bytes",
+                    path,
+                )
+            headers.append(header)
+        return headers
+
+    def _memmap(self, path: Path, image: Any) -> Any | None:
+        """The frames of one EDF file as one memory-mapped (frames, Y, X) array, or None when not possible."""
+        frames = getattr(image, "_frames", None)
+        if not frames or any(dict(f.header).get("Compression", "None").lower() not in ("none", "") for f in frames):
+            return None
+        first = frames[0]
+        if any(f.shape != first.shape or f.bytecode != first.bytecode for f in frames):
+            return None
+        order = ">" if dict(first.header).get("ByteOrder", "LowByteFirst") == "HighByteFirst" else "<"
+        dtype = np.dtype(first.bytecode).newbyteorder(order)
+        starts = [f.start for f in frames]
+        stride = starts[1] - starts[0] if len(starts) > 1 else first.blobsize
+        if any(b - a != stride for a, b in zip(starts, starts[1:])):
+            return None
+        whole = np.memmap(path, dtype=np.uint8, mode="r")
+        return np.ndarray(
+            (len(frames), *first.shape),
+            dtype=dtype,
+            buffer=whole,
+            offset=first.start,
+            strides=(stride, first.shape[1] * dtype.itemsize, dtype.itemsize),
+        )
+
+    def stack(self, lazy: bool) -> Any:
+        """All frames as (frames, Y, X): memory maps when lazy and uncompressed, else read."""
+        parts = []
+        for path, image in self.images:
+            mapped = self._memmap(path, image) if lazy else None
+            if mapped is None:
+                with _quiet_fabio():
+                    mapped = np.stack([image.getframe(i).data if i else image.data for i in range(image.nframes)])
+            parts.append(mapped)
+        if len(parts) == 1:
+            return parts[0]
+        if lazy:
+            import dask.array as da
+
+            return da.concatenate([da.from_array(part, chunks=(1, *part.shape[1:])) for part in parts])
+        return np.concatenate(parts)
+
+
+@contextlib.contextmanager
+def _quiet_fabio() -> Iterator[None]:
+    """fabio logs what it finds wrong; the error we raise says it once, so silence it while reading."""
+    logger = logging.getLogger("fabio")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _offset_of(path: Path, key: bytes) -> int:
+    with open(path, "rb") as handle:
+        return handle.read(65536).find(key)
+
+
+def _metadata(headers: list[dict[str, str]]) -> dict[str, Any]:
+    first = headers[0]
+    edf: dict[str, Any] = {
+        "header": {key: value for key, value in first.items() if key not in PARSED_KEYS and not key.startswith(USID_PREFIX)},
+        "motors": _named_values(first, "motor"),
+        "counters": _named_values(first, "counter"),
+    }
+    for kind in ("motor", "counter"):
+        per_frame = [_named_values(header, kind) for header in headers]
+        changing = {name: [values.get(name) for values in per_frame] for name in per_frame[0] if len({str(v.get(name)) for v in per_frame}) > 1}
+        if changing:
+            edf[f"frame_{kind}s"] = changing
+    return {"edf": edf}
+
+
+def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...]) -> dict[str, Any] | None:
+    """The USID description stored in ``usid_*`` keys by usidbridge (see `usidbridge.model.describe`), if any."""
+    first = headers[0]
+    if f"{USID_PREFIX}axis_count" not in first:
+        return None
+    axes = [_unescape(first[f"{USID_PREFIX}axis_{number}"]).split("|") for number in range(int(first[f"{USID_PREFIX}axis_count"]))]
+    sizes = [int(size) for size in first[f"{USID_PREFIX}frame_sizes"].split()] + list(stack_shape[-2:])
+    described = []
+    for number, ((name, units), size) in enumerate(zip(axes, sizes)):
+        if number >= len(axes) - 2:
+            offset, scale = (float(value) for value in first[f"{USID_PREFIX}pixel_{number - len(axes) + 2}"].split("|"))
+            values = offset + scale * np.arange(size)
+        else:
+            stride = int(np.prod(sizes[number + 1 : len(axes) - 2]))
+            values = [float(header[f"{USID_PREFIX}frame_value_{number}"]) for header in headers][::stride][:size]
+        described.append({"name": name, "units": units, "values": values})
+    return {
+        "name": _unescape(first.get(f"{USID_PREFIX}name", "Raw_Data")),
+        "quantity": _unescape(first[f"{USID_PREFIX}quantity"]),
+        "units": _unescape(first[f"{USID_PREFIX}units"]),
+        "axes": described,
+        "position": _unescape(first[f"{USID_PREFIX}position"]).split("|"),
+        "spectroscopic": _unescape(first[f"{USID_PREFIX}spectroscopic"]).split("|"),
+    }
+
+
+def read_file(path: Path, lazy: bool = False, frames: str | None = None, series: bool = False) -> Dataset:
+    """One Dataset from an image file (or its whole series with ``series=True``)."""
+    source = _Frames(series_files(path) if series else [path])
+    stack = source.stack(lazy)
+    if stack.ndim != 3:
+        raise UnreadableFileError(f"expected 2-D frames, found data of shape {stack.shape[1:]}", path)
+    description = _description(source.headers, stack.shape)
+    attributes = {"metadata": _metadata(source.headers), "source": str(path)}
+    if description and frames is None:
+        return from_description(stack, description, **attributes)
+    if description:
+        dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
+        stack = stack.reshape([dim.size for dim in dims])
+        attributes.update(name=description["name"], quantity=description["quantity"], units=description["units"])
+        return stack_to_dataset(stack, dims[:-2], dims[-2], dims[-1], frames, **attributes)
+    y, x = pixel_dims(*stack.shape[-2:])
+    frame_dims = [Dimension("Frame", "", stack.shape[0])] if stack.shape[0] > 1 else []
+    if not frame_dims:
+        stack = stack[0]
+    return stack_to_dataset(stack, frame_dims, y, x, frames or "spectroscopic", quantity="Intensity", units="counts", **attributes)
+
+
+def _header_value(value: Any, key: str) -> str:
+    """A header value as EDF's ASCII text: non-ASCII and backslashes escaped (see `_unescape`)."""
+    text = " ".join(str(item) for item in value) if isinstance(value, (list, tuple, np.ndarray)) else str(value)
+    if any(character in text for character in FORBIDDEN) or any(character in key for character in FORBIDDEN + (" ", "=")):
+        raise UnsupportedFeatureError(f"EDF header entry {key!r} = {text[:40]!r}: EDF headers cannot hold '|', ';', braces or newlines")
+    return text.encode("unicode_escape").decode("ascii")
+
+
+def _unescape(text: str) -> str:
+    return text.encode("ascii", errors="backslashreplace").decode("unicode_escape")
+
+
+def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[dict[str, str]]:
+    edf = dataset.metadata.get("edf", {})
+    y, x = dims[-2], dims[-1]
+    for dim in (y, x):
+        if not dim.is_uniform:
+            raise UnsupportedFeatureError(f"EDF pixel axes must be uniform; {dim.name} is not (h5usid, nexus and netcdf keep it)")
+    frame_dims = dims[:-2]
+    common = {key: _header_value(value, key) for key, value in edf.get("header", {}).items()}
+    common.update(
+        {
+            f"{USID_PREFIX}name": _header_value(dataset.name, "name"),
+            f"{USID_PREFIX}quantity": _header_value(dataset.quantity, "quantity"),
+            f"{USID_PREFIX}units": _header_value(dataset.units, "units"),
+            f"{USID_PREFIX}axis_count": str(len(dims)),
+            f"{USID_PREFIX}frame_sizes": " ".join(str(dim.size) for dim in frame_dims),
+            f"{USID_PREFIX}pixel_0": f"{y.offset!r}|{y.scale!r}",
+            f"{USID_PREFIX}pixel_1": f"{x.offset!r}|{x.scale!r}",
+            f"{USID_PREFIX}position": "|".join(_header_value(label, "position") for label in dataset.pos.labels),
+            f"{USID_PREFIX}spectroscopic": "|".join(_header_value(label, "spectroscopic") for label in dataset.spec.labels),
+        }
+    )
+    for number, dim in enumerate(dims):
+        common[f"{USID_PREFIX}axis_{number}"] = f"{_header_value(dim.name, 'dim')}|{_header_value(dim.units, 'units')}"
+    frame_values = np.stack(np.meshgrid(*[dim.values for dim in frame_dims], indexing="ij"), axis=-1).reshape(count, -1) if frame_dims else np.zeros((count, 0))
+    headers = []
+    for index in range(count):
+        header = dict(common)
+        for kind in ("motor", "counter"):
+            values = dict(edf.get(f"{kind}s", {}))
+            for name, per_frame in edf.get(f"frame_{kind}s", {}).items():
+                if index < len(per_frame):
+                    values[name] = per_frame[index]
+            if values:
+                names_key, values_key = LIST_KEYS[kind]
+                header[names_key] = " ".join(_header_value(name, names_key) for name in values)
+                header[values_key] = " ".join(_header_value(value, values_key) for value in values.values())
+        for number, value in enumerate(frame_values[index]):
+            header[f"{USID_PREFIX}frame_value_{number}"] = repr(float(value))
+        headers.append(header)
+    return headers
+
+
+def write_file(dataset: Dataset, path: Path) -> None:
+    """Write one Dataset as a single- or multi-frame EDF file."""
+    import fabio.edfimage
+
+    if dataset.dtype.fields or dataset.dtype.kind == "c":
+        raise UnsupportedFeatureError(f"EDF holds real numbers only; {dataset.name} is {dataset.dtype} (split compound or complex data first)")
+    stack, dims = dataset_to_stack(dataset)
+    count = int(np.prod([dim.size for dim in dims[:-2]]))
+    frames = stack.reshape(count, dims[-2].size, dims[-1].size)
+    headers = _frame_headers(dataset, dims, count)
+    image = fabio.edfimage.EdfImage(data=np.ascontiguousarray(frames[0]), header=headers[0])
+    for index in range(1, count):
+        image.append_frame(data=np.ascontiguousarray(frames[index]), header=headers[index])
+    image.write(str(path))
+
+
+class EdfFormat(Format):
+    name = "edf"
+    description = "EDF and every image format FabIO reads (CBF, MarCCD, ...)"
+    extensions = (".edf", ".cbf", ".mccd", ".mar3450", ".mar2300", ".img", ".sfrm", ".kccd", ".edf.gz")
+    dependency = "fabio"
+    profile = Profile(complex="refuses", compound="refuses", several_datasets="refuses", non_grid="refuses", non_uniform="encodes", nested_metadata="encodes")
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        if head.startswith(CBF_MAGIC):
+            return 2
+        start = head.lstrip()[:1024]
+        if start.startswith(b"{") and any(key in start for key in (b"EDF_", b"HeaderID", b"Dim_1", b"DataType")):
+            return 2
+        return 0
+
+    def read(self, path: Path, *, lazy: bool = False, frames: str | None = None, series: bool = False, **options: Any) -> list[Dataset]:
+        return [read_file(path, lazy=lazy, frames=frames, series=series)]
+
+    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+        if not path.name.lower().endswith(".edf"):
+            raise UnsupportedFeatureError(f"the edf writer writes EDF; give the output a .edf name, not {path.suffix!r}")
+        write_file(datasets[0], path)
+
+
+FORMAT = EdfFormat()

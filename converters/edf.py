@@ -24,17 +24,15 @@ file) so a damaged file gives one error with a byte offset instead of a padded i
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, stack_to_dataset
 from usidbridge.model import Dataset, Dimension, from_description
 from usidbridge.registry import Format, Profile
@@ -76,7 +74,7 @@ class _Frames:
     """The frames of one or more FabIO files, checked against their headers, with lazy access."""
 
     def __init__(self, paths: Sequence[Path]) -> None:
-        with _quiet_fabio():
+        with silenced("fabio"):
             self._open(paths)
 
     def _open(self, paths: Sequence[Path]) -> None:
@@ -147,7 +145,7 @@ class _Frames:
         for path, image in self.images:
             mapped = self._memmap(path, image) if lazy else None
             if mapped is None:
-                with _quiet_fabio():
+                with silenced("fabio"):
                     mapped = np.stack([image.getframe(i).data if i else image.data for i in range(image.nframes)])
             parts.append(mapped)
         if len(parts) == 1:
@@ -157,18 +155,6 @@ class _Frames:
 
             return da.concatenate([da.from_array(part, chunks=(1, *part.shape[1:])) for part in parts])
         return np.concatenate(parts)
-
-
-@contextlib.contextmanager
-def _quiet_fabio() -> Iterator[None]:
-    """fabio logs what it finds wrong; the error we raise says it once, so silence it while reading."""
-    logger = logging.getLogger("fabio")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _offset_of(path: Path, key: bytes) -> int:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_to_dataset
 from usidbridge.model import Dataset, Dimension, describe, from_description, plain
 from usidbridge.registry import Format, Profile
@@ -188,10 +188,11 @@ class TiffFormat(Format):
         import tifffile
 
         try:
-            with tifffile.TiffFile(path) as tif:
+            with silenced("tifffile"), tifffile.TiffFile(path) as tif:
                 return [read_series(tif, path, index, lazy, frames) for index in range(len(tif.series))]
         except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError) as error:
-            raise UnreadableFileError(f"not a readable TIFF file ({error})", path) from None
+            size = path.stat().st_size
+            raise UnreadableFileError(f"damaged or truncated TIFF of {size} bytes ({error})", path) from None
 
     def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
         write_dataset(datasets[0], path)

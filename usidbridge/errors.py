@@ -6,6 +6,9 @@ command line can print it as one line. Anything else that escapes is a bug.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from os import PathLike
 
 
@@ -48,3 +51,15 @@ class ModelError(UsidBridgeError, ValueError):
 
 class NotAGridError(ModelError):
     """A non-grid (sparse / changing-parameter) dataset was asked for its N-D form or its dims."""
+
+
+@contextlib.contextmanager
+def silenced(logger_name: str) -> Iterator[None]:
+    """Silence a library's logger while it reads: the error we raise says what is wrong, once."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

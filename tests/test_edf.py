@@ -1,0 +1,161 @@
+"""EDF and FabIO images: every ESRF data type and byte order, headers, stacks, series, bad files."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import usidbridge as ub
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.images import dataset_to_stack
+
+from conftest import need
+from strategies import datasets
+from test_cli import assert_one_line_error, run
+
+ESRF_TYPES = {
+    "SignedByte": np.int8,
+    "UnsignedByte": np.uint8,
+    "SignedShort": np.int16,
+    "UnsignedShort": np.uint16,
+    "SignedInteger": np.int32,
+    "UnsignedInteger": np.uint32,
+    "SignedLong": np.int32,
+    "UnsignedLong": np.uint32,
+    "Signed64": np.int64,
+    "Unsigned64": np.uint64,
+    "FloatValue": np.float32,
+    "DoubleValue": np.float64,
+}
+
+
+@pytest.fixture(scope="module")
+def fabio():
+    return need("fabio")
+
+
+def edf_bytes(frames, data_type, byte_order="LowByteFirst", extra=None):
+    """EDF written by hand, as the ESRF format describes it: '{' key = value ; ... '}' padded to 512 bytes."""
+    out = b""
+    for index, frame in enumerate(frames):
+        order = "<" if byte_order == "LowByteFirst" else ">"
+        payload = frame.astype(np.dtype(frame.dtype).newbyteorder(order)).tobytes()
+        entries = {
+            "HeaderID": f"EH:{index + 1:06d}:000000:000000",
+            "Image": str(index + 1),
+            "ByteOrder": byte_order,
+            "DataType": data_type,
+            "Dim_1": str(frame.shape[1]),
+            "Dim_2": str(frame.shape[0]),
+            "Size": str(len(payload)),
+            **(extra[index] if extra else {}),
+        }
+        text = "{\n" + "".join(f"{key} = {value} ;\n" for key, value in entries.items())
+        padded = text.ljust(((len(text) + 2) // 512 + 1) * 512 - 2) + "}\n"
+        out += padded.encode("ascii") + payload
+    return out
+
+
+@pytest.mark.parametrize("byte_order", ["LowByteFirst", "HighByteFirst"])
+@pytest.mark.parametrize("data_type", sorted(ESRF_TYPES))
+def test_every_esrf_type_and_byte_order(tmp_path, fabio, data_type, byte_order):
+    dtype = np.dtype(ESRF_TYPES[data_type])
+    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
+    frame = np.linspace(max(info.min, -1e6), min(info.max, 1e6), 20).astype(dtype).reshape(4, 5)
+    path = tmp_path / "frame.edf"
+    path.write_bytes(edf_bytes([frame], data_type, byte_order))
+    assert path.read_bytes().index(b"}\n") + 2 == 512
+    for lazy in (False, True):
+        (dataset,) = ub.read(path, lazy=lazy)
+        assert np.array_equal(dataset.to_ndarray(squeeze=True), frame)
+        assert np.array_equal(dataset.to_ndarray(squeeze=True), fabio.open(str(path)).data)
+        assert [dim.name for dim in dataset.pos.dims] == ["Y", "X"]
+
+
+def test_headers_motors_counters_and_stacks(tmp_path, fabio):
+    frames = [np.full((3, 4), value, np.float32) for value in range(3)]
+    extra = [{"motor_mne": "th tth", "motor_pos": f"{index * 0.5} 12.0", "counter_mne": "mon det", "counter_pos": f"1000 {index}", "Title": "scan"} for index in range(3)]
+    path = tmp_path / "stack.edf"
+    path.write_bytes(edf_bytes(frames, "FloatValue", extra=extra))
+    (dataset,) = ub.read(path)
+    edf = dataset.metadata["edf"]
+    assert edf["motors"] == {"th": 0.0, "tth": 12.0} and edf["counters"] == {"mon": 1000.0, "det": 0.0}
+    assert edf["frame_motors"] == {"th": [0.0, 0.5, 1.0]} and edf["frame_counters"] == {"det": [0.0, 1.0, 2.0]}
+    assert edf["header"] == {"Title": "scan"}
+    assert [dim.name for dim in dataset.spec.dims] == ["Frame"] and dataset.shape == (12, 3)
+    (as_images,) = ub.read(path, frames="position")
+    assert [dim.name for dim in as_images.pos.dims] == ["Frame", "Y", "X"]
+    for original in (dataset, as_images):
+        out = ub.write(original, tmp_path / f"out_{original.shape[1]}.edf")
+        (back,) = ub.read(out)
+        assert back.pos.dims == original.pos.dims and back.spec.dims == original.spec.dims
+        assert back.metadata["edf"] == edf
+        assert np.array_equal(back.data, original.data)
+        peer = fabio.open(str(out))
+        assert peer.nframes == 3 and peer.getframe(2).header["motor_pos"] == "1.0 12.0"
+        assert np.array_equal(peer.getframe(1).data, frames[1])
+        assert ub.validate(ub.write(back, tmp_path / f"out_{original.shape[1]}.h5")).ok
+
+
+def test_series_of_files_is_one_stack(tmp_path):
+    for number in range(4):
+        (tmp_path / f"scan_0003_{number:04d}.edf").write_bytes(edf_bytes([np.full((2, 3), number, np.uint16)], "UnsignedShort"))
+    (tmp_path / "other_0001_0000.edf").write_bytes(edf_bytes([np.zeros((2, 3), np.uint16)], "UnsignedShort"))
+    for lazy in (False, True):
+        (dataset,) = ub.read(tmp_path / "scan_0003_0000.edf", series=True, lazy=lazy)
+        assert dataset.nd_shape == (2, 3, 4)
+        assert np.asarray(dataset.to_ndarray())[0, 0].tolist() == [0, 1, 2, 3]
+    assert run("convert", tmp_path / "scan_0003_0000.edf", tmp_path / "series.h5", "-r", "series=true").returncode == 0
+    assert ub.read(tmp_path / "series.h5")[0].nd_shape == (2, 3, 4)
+
+
+def test_cbf_reads_through_the_same_module(tmp_path, fabio):
+    from fabio.cbfimage import CbfImage
+
+    data = np.arange(30, dtype=np.int32).reshape(5, 6)
+    CbfImage(data=data).write(str(tmp_path / "frame.cbf"))
+    (dataset,) = ub.read(tmp_path / "frame.cbf")
+    assert np.array_equal(dataset.to_ndarray(squeeze=True), data)
+
+
+def edf_able(dataset):
+    plane = dataset_to_stack(dataset)[1][-2:]
+    return dataset.dtype.kind != "c" and not dataset.dtype.fields and all(dim.is_uniform for dim in plane)
+
+
+@given(dataset=datasets(allow_non_grid=False).filter(edf_able))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much])
+def test_round_trip(tmp_path, dataset):
+    dataset.metadata = {}
+    (back,) = ub.read(ub.write(dataset, tmp_path / "rt.edf", overwrite=True))
+    assert back.to_ndarray().tobytes() == np.ascontiguousarray(dataset.to_ndarray()).tobytes()
+    assert back.quantity == dataset.quantity and back.units == dataset.units
+    assert [dim.name for dim in back.dims] == [dim.name for dim in dataset.dims]
+    for mine, theirs in zip(back.dims, dataset.dims):
+        assert mine.units == theirs.units and np.allclose(mine.values, theirs.values, rtol=1e-12, atol=0)
+
+
+def test_refusals(tmp_path):
+    rgb = np.zeros((2, 3), dtype=[("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    with pytest.raises(UnsupportedFeatureError):
+        ub.write(ub.Dataset.from_ndarray(rgb, [ub.Dimension("Y", "", 2), ub.Dimension("X", "", 3)]), tmp_path / "c.edf")
+    uneven = ub.Dataset.from_ndarray(np.zeros((2, 3)), [ub.Dimension("Y", "", [0, 1]), ub.Dimension("X", "", [0, 1, 5])])
+    with pytest.raises(UnsupportedFeatureError, match="uniform"):
+        ub.write(uneven, tmp_path / "u.edf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_edf_files(tmp_path):
+    good = edf_bytes([np.arange(12, dtype=np.int32).reshape(3, 4)], "SignedInteger")
+    cases = {
+        "truncated.edf": (good[:-10], "truncated"),
+        "lies.edf": (good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 9 ;"), "byte offset"),
+        "unknown_type.edf": (good.replace(b"DataType = SignedInteger ;", b"DataType = Quaternion ;"), "DataType 'Quaternion'"),
+        "garbage.edf": (b"{\nHeaderID" + bytes(range(256)) * 3, "FabIO"),
+    }
+    for name, (content, words) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(UnreadableFileError, match=words):
+            ub.read(path)
+        assert_one_line_error(run("convert", path, tmp_path / f"{path.stem}.h5"), str(path))
+        assert not (tmp_path / f"{path.stem}.h5").exists()

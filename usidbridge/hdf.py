@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -192,23 +193,19 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it to `path` on success, delete it on failure.
+    """Yield a path with the final file name inside a temporary folder beside `path`; move it into place on success.
 
-    A failed conversion therefore leaves nothing behind, and an existing file is replaced only
-    when the new one is complete.
+    A failed conversion therefore leaves nothing behind, an existing file is replaced only when the
+    new one is complete, and writers that record their own file name (SPEC ``#F``) see the real one.
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError("the output file exists; use --overwrite (overwrite=True) to replace it", path)
     if not path.parent.is_dir():
         raise UnreadableFileError("the output folder does not exist", path.parent)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-    os.close(handle)
-    os.unlink(temporary)
-    temporary_path = Path(temporary)
+    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
     try:
-        yield temporary_path
-        os.replace(temporary_path, path)
+        yield folder / path.name
+        os.replace(folder / path.name, path)
     finally:
-        if temporary_path.exists():
-            temporary_path.unlink()
+        shutil.rmtree(folder, ignore_errors=True)

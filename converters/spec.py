@@ -1,0 +1,445 @@
+"""SPEC text files (certif SPEC, PyMca, silx), read by our own parser and written for silx/PyMca.
+
+Mapping between the file and the model, for each scan ``#S N command`` (a repeated scan number
+is numbered ``N.M``: 1.1, 1.2, as silx and PyMca do):
+
+================================================  =============================================
+SPEC                                              `Dataset`
+================================================  =============================================
+first ``#L`` column (the scanned motor, or time)  position dim (its measured values)
+``mesh m1 a b n1 m2 c d n2``                      2-D position grid (m2 slow, m1 fast) of the
+                                                  nominal positions; an aborted mesh is non-grid
+every other ``#L`` column (counters)              one Dataset each, quantity = its label
+                                                  (mesh motor readbacks are kept this way too)
+``@A`` spectra (``#@CHANN``, ``#@CALIB a b c``)   Dataset positions x channels per MCA, values
+                                                  a + b*ch + c*ch^2 ("Energy"), else "Channel"
+``#O`` / ``#P`` motor positions, ``#G #Q #T #M``  ``metadata["spec"]``: motors, geometry, hkl,
+``#D #C #U``, file header ``#F #E #D #C``         count time, monitor, date, comments, user lines
+================================================  =============================================
+
+SPEC has no units: units are empty. Labels are separated by two spaces and may contain single
+spaces. Comments and blank lines are allowed anywhere; an aborted scan (fewer points than
+promised, a truncated last line) keeps its complete points; a non-numeric data line is an error
+naming the line. The writer puts datasets with the same positions into one scan (one or two
+position dims: ``ascan`` or ``mesh``), MCA datasets as ``@A`` lines, and numbers in their
+shortest exact decimal form.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices
+from usidbridge.registry import Format, Profile
+
+MESH_COMMANDS = ("mesh", "dmesh", "cmesh")
+LABEL_SEPARATOR = re.compile(r"\s{2,}")
+MCA_CONTINUATION = "\\"
+
+
+@dataclass
+class Scan:
+    """The lines of one scan, as found in the file."""
+
+    number: int
+    command: str
+    line: int
+    file_header: dict[str, Any]
+    header: list[str] = field(default_factory=list)
+    data_lines: list[tuple[int, str]] = field(default_factory=list)
+    mca_lines: list[tuple[int, str]] = field(default_factory=list)
+    key: str = ""
+
+
+def _split_labels(text: str) -> list[str]:
+    return [label for label in LABEL_SEPARATOR.split(text.strip()) if label]
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    with open(path, encoding="latin-1", newline=None) as handle:
+        for number, line in enumerate(handle, start=1):
+            yield number, line.rstrip("\r\n")
+
+
+def split_scans(path: Path) -> list[Scan]:
+    """Cut a SPEC file into scans, each with the file header in force and its own lines."""
+    file_header: dict[str, Any] = {"comments": [], "motor_names": []}
+    scans: list[Scan] = []
+    current: Scan | None = None
+    pending_mca: list[str] = []
+    seen: dict[int, int] = {}
+    for number, line in _lines(path):
+        if line.startswith("#S "):
+            parts = line[3:].strip().split(None, 1)
+            try:
+                scan_number = int(parts[0])
+            except (ValueError, IndexError):
+                raise UnreadableFileError(f"line {number}: '#S' needs a scan number, found {line[:40]!r}", path) from None
+            seen[scan_number] = seen.get(scan_number, 0) + 1
+            current = Scan(scan_number, parts[1] if len(parts) > 1 else "", number, file_header, key=f"{scan_number}.{seen[scan_number]}")
+            scans.append(current)
+            continue
+        if not line.strip():
+            current = None
+            continue
+        if current is None:
+            if line.startswith(("#F", "#E")) and scans and file_header is scans[-1].file_header:
+                file_header = {"comments": [], "motor_names": []}
+            _file_header_line(file_header, line)
+            continue
+        if line.startswith("#"):
+            current.header.append(line)
+        elif line.startswith("@A") or pending_mca:
+            current.mca_lines.append((number, line))
+            pending_mca = [line] if line.rstrip().endswith(MCA_CONTINUATION) else []
+        else:
+            current.data_lines.append((number, line))
+    return scans
+
+
+def _file_header_line(header: dict[str, Any], line: str) -> None:
+    if line.startswith("#C"):
+        header["comments"].append(line[2:].strip())
+    elif re.match(r"#O\d+", line):
+        header["motor_names"].extend(_split_labels(line.split(None, 1)[1] if " " in line else ""))
+    elif line.startswith("#"):
+        key, _, value = line[1:].partition(" ")
+        header[key] = value.strip()
+
+
+@dataclass
+class ParsedScan:
+    labels: list[str]
+    columns: np.ndarray
+    mca: list[np.ndarray]
+    metadata: dict[str, Any]
+    aborted: bool
+
+
+def _numbers(path: Path, lines: list[tuple[int, str]], width: int | None) -> tuple[np.ndarray, bool]:
+    """Data lines as a (points, width) array: one vectorised conversion, the faulty line named on error."""
+    rows = [text.split() for _, text in lines]
+    if width is None:
+        width = max((len(row) for row in rows), default=0)
+    aborted = False
+    if rows and len(rows[-1]) != width:
+        rows, aborted = rows[:-1], True
+    for (number, text), row in zip(lines, rows):
+        if len(row) != width:
+            raise UnreadableFileError(f"line {number}: {len(row)} values where the scan has {width} columns: {text[:60]!r}", path)
+    try:
+        return np.array(rows, dtype=np.float64).reshape(len(rows), width), aborted
+    except ValueError:
+        for (number, text), row in zip(lines, rows):
+            try:
+                [float(value) for value in row]
+            except ValueError:
+                raise UnreadableFileError(f"line {number}: a data line that is not numbers: {text[:60]!r}", path) from None
+        raise
+
+
+def _mca_spectra(path: Path, lines: list[tuple[int, str]]) -> list[np.ndarray]:
+    spectra, parts, start = [], [], 0
+    for number, text in lines:
+        if text.startswith("@A"):
+            parts, start = [text[2:]], number
+        else:
+            parts.append(text)
+        if not text.rstrip().endswith(MCA_CONTINUATION):
+            body = " ".join(part.rstrip().rstrip(MCA_CONTINUATION) for part in parts)
+            try:
+                spectra.append(np.array(body.split(), dtype=np.float64))
+            except ValueError:
+                raise UnreadableFileError(f"line {start}: an MCA spectrum ('@A') that is not numbers", path) from None
+            parts = []
+    return spectra
+
+
+def parse_scan(path: Path, scan: Scan) -> ParsedScan:
+    """Labels, numbers, MCA spectra and header of one scan."""
+    spec: dict[str, Any] = {"scan": scan.key, "number": scan.number, "command": scan.command, "comments": [], "user": [], "header": list(scan.header)}
+    labels: list[str] = []
+    promised = None
+    positions: dict[int, list[float]] = {}
+    channels, calibrations = [], []
+    for line in scan.header:
+        tag, _, value = line[1:].partition(" ")
+        value = value.strip()
+        if tag == "L":
+            labels = _split_labels(value)
+        elif tag == "N":
+            promised = int(value.split()[0]) if value.split() and value.split()[0].isdigit() else None
+        elif tag == "C":
+            spec["comments"].append(value)
+        elif tag == "D":
+            spec["date"] = value
+        elif tag == "T":
+            spec["count_time"] = float(value.split()[0])
+        elif tag == "M":
+            spec["monitor"] = float(value.split()[0])
+        elif tag == "Q":
+            spec["hkl"] = [float(item) for item in value.split()]
+        elif re.fullmatch(r"G\d+", tag):
+            spec.setdefault("geometry", {})[tag] = [float(item) for item in value.split()]
+        elif re.fullmatch(r"P\d+", tag):
+            positions[int(tag[1:])] = [float(item) for item in value.split()]
+        elif tag.startswith("U"):
+            spec["user"].append(line[1:])
+        elif tag == "@CHANN":
+            channels.append([int(float(item)) for item in value.split()])
+        elif tag == "@CALIB":
+            calibrations.append([float(item) for item in value.split()])
+    motor_values = [value for index in sorted(positions) for value in positions[index]]
+    spec["motors"] = dict(zip(scan.file_header["motor_names"], motor_values))
+    spec["file_header"] = {key: value for key, value in scan.file_header.items() if key != "motor_names"}
+    width = len(labels) if labels else promised
+    columns, aborted = _numbers(path, scan.data_lines, width)
+    if not labels:
+        labels = [f"Column {index + 1}" for index in range(columns.shape[1])]
+    spectra = _mca_spectra(path, scan.mca_lines)
+    points = columns.shape[0]
+    mca: list[np.ndarray] = []
+    if spectra and points:
+        per_point = max(1, len(spectra) // points)
+        usable = spectra[: per_point * points]
+        sizes = {spectrum.size for spectrum in usable}
+        if len(sizes) == 1:
+            stacked = np.stack(usable).reshape(points, per_point, -1)
+            mca = [stacked[:, index, :] for index in range(per_point)]
+        spec["mca_channels"], spec["mca_calibration"] = channels, calibrations
+    return ParsedScan(labels, columns, mca, {"spec": spec}, aborted or (promised is not None and points < promised))
+
+
+def _mesh(command: str) -> tuple[str, list[float], str, list[float]] | None:
+    """(fast motor, nominal values, slow motor, nominal values) of a mesh command."""
+    words = command.split()
+    if len(words) < 9 or words[0] not in MESH_COMMANDS:
+        return None
+    try:
+        fast_start, fast_stop, fast_intervals = float(words[2]), float(words[3]), int(words[4])
+        slow_start, slow_stop, slow_intervals = float(words[6]), float(words[7]), int(words[8])
+    except ValueError:
+        return None
+    return (
+        words[1],
+        list(np.linspace(fast_start, fast_stop, fast_intervals + 1)),
+        words[5],
+        list(np.linspace(slow_start, slow_stop, slow_intervals + 1)),
+    )
+
+
+def _positions(parsed: ParsedScan, command: str) -> tuple[Ancillary, list[int]]:
+    """The position ancillary of a scan and the columns it uses (not channels, except mesh readbacks)."""
+    points = parsed.columns.shape[0]
+    mesh = _mesh(command)
+    if mesh and len(parsed.labels) >= 2:
+        _, fast_values, _, slow_values = mesh
+        slow_label, fast_label = parsed.labels[1], parsed.labels[0]
+        fast, slow = Dimension(fast_label, "", fast_values), Dimension(slow_label, "", slow_values)
+        if points == fast.size * slow.size:
+            return Ancillary([slow, fast]), []
+        indices = grid_indices([slow.size, fast.size])[:points]
+        values = np.stack([slow.values[indices[:, 0]], fast.values[indices[:, 1]]], axis=1)
+        return Ancillary.from_table([slow_label, fast_label], ["", ""], indices, values), []
+    return Ancillary([Dimension(parsed.labels[0], "", parsed.columns[:, 0])]), [0]
+
+
+def _mca_dimension(parsed: ParsedScan, index: int, size: int) -> Dimension:
+    spec = parsed.metadata["spec"]
+    channels = spec.get("mca_channels", [])
+    calibrations = spec.get("mca_calibration", [])
+    chann = channels[min(index, len(channels) - 1)] if channels else None
+    numbers = np.arange(size, dtype=np.float64)
+    if chann and len(chann) >= 3:
+        reduction = chann[3] if len(chann) > 3 and chann[3] > 0 else 1
+        candidate = np.arange(chann[1], chann[2] + 1, reduction, dtype=np.float64)
+        if candidate.size == size:
+            numbers = candidate
+    calibration = calibrations[min(index, len(calibrations) - 1)] if calibrations else None
+    if calibration and len(calibration) >= 2 and list(calibration[:3]) != [0.0, 1.0, 0.0][: len(calibration)]:
+        a, b, c = (list(calibration) + [0.0, 0.0])[:3]
+        return Dimension("Energy", "", a + b * numbers + c * numbers**2)
+    return Dimension("Channel", "", numbers)
+
+
+def scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
+    """Every Dataset of one scan: one per counter column, one per MCA."""
+    parsed = parse_scan(path, scan)
+    if parsed.columns.shape[0] == 0:
+        return []
+    parsed.metadata["spec"]["aborted"] = parsed.aborted
+    pos, used = _positions(parsed, scan.command)
+    source = f"{path}::scan {scan.key}"
+    single = Ancillary([Dimension("arb", "a.u.", [0.0])])
+    datasets = []
+    for column, label in enumerate(parsed.labels):
+        if column in used:
+            continue
+        datasets.append(
+            Dataset(parsed.columns[:, column : column + 1], pos, single, quantity=label, units="", metadata=parsed.metadata, source=f"{source}/{label}")
+        )
+    for index, spectra in enumerate(parsed.mca):
+        spectral = Ancillary([_mca_dimension(parsed, index, spectra.shape[1])])
+        datasets.append(Dataset(spectra, pos, spectral, quantity=f"MCA {index}" if len(parsed.mca) > 1 else "MCA", units="counts", metadata=parsed.metadata, source=f"{source}/MCA {index}"))
+    return datasets
+
+
+def read_file(path: Path, scans: Sequence[str] | None = None) -> list[Dataset]:
+    """Every Dataset of every scan (or of the scans whose keys, like "1.1", are given)."""
+    found = split_scans(path)
+    if not found:
+        raise UnreadableFileError("no '#S' scan line: not a SPEC file, or a SPEC file without scans", path)
+    wanted = [scan for scan in found if scans is None or scan.key in scans or str(scan.number) in scans]
+    datasets = [dataset for scan in wanted for dataset in scan_datasets(path, scan)]
+    if not datasets:
+        raise UnreadableFileError(f"{len(found)} scan(s) but no data points in them", path)
+    return datasets
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+
+
+def _label(text: str) -> str:
+    if "  " in text or not text.strip() or "\n" in text:
+        raise UnsupportedFeatureError(f"SPEC label {text!r}: labels are separated by two spaces and cannot contain two spaces in a row")
+    return text
+
+
+def _calibration(dataset: Dataset, index: int) -> list[float] | None:
+    """``a b c`` with values = a + b*ch + c*ch^2: the source's own when it reproduces the axis, else a fit.
+
+    Channel numbers (0, 1, 2, ...) need no calibration; an axis no quadratic reproduces is refused.
+    """
+    (dim,) = dataset.spec.dims
+    channel = np.arange(dim.size, dtype=np.float64)
+    if np.array_equal(dim.values, channel):
+        return None
+    known = dataset.metadata.get("spec", {}).get("mca_calibration", [])
+    for candidate in known[index : index + 1] + known[:1]:
+        a, b, c = (list(candidate) + [0.0, 0.0])[:3]
+        if np.array_equal(a + b * channel + c * channel**2, dim.values):
+            return [float(a), float(b), float(c)]
+    fitted = [float(value) for value in np.polynomial.polynomial.polyfit(channel, dim.values, min(2, dim.size - 1))] + [0.0, 0.0]
+    a, b, c = fitted[:3]
+    if not np.allclose(a + b * channel + c * channel**2, dim.values, rtol=1e-9, atol=1e-12 * np.abs(dim.values).max()):
+        raise UnsupportedFeatureError(
+            f"SPEC MCA axes are channel numbers with a quadratic calibration; {dataset.quantity}'s axis {dim.name!r} is not"
+        )
+    return [a, b, c]
+
+
+def _values(dataset: Dataset) -> np.ndarray:
+    """The 2-D data in memory (SPEC text is written whole)."""
+    return np.asarray(dataset.data if hasattr(dataset.data, "__array__") else dataset.data[()])
+
+
+def _column(dataset: Dataset) -> np.ndarray:
+    return _values(dataset).reshape(-1)
+
+
+def _scan_text(number: int, members: list[Dataset]) -> list[str]:
+    first = members[0]
+    spec = first.metadata.get("spec", {})
+    pos = first.pos
+    if not pos.is_grid or len(pos.dims) > 2:
+        raise UnsupportedFeatureError(f"SPEC scans have one or two position dims on a grid; {first.quantity} has positions {list(pos.labels)}")
+    dims = pos.dims
+    if len(dims) == 1:
+        dim = dims[0]
+        command = f"ascan  {dim.name} {_number_text(dim.values[0])} {_number_text(dim.values[-1])} {dim.size - 1} {spec.get('count_time', 1)}"
+        position_columns, position_labels = [dim.values], [dim.name]
+    else:
+        slow, fast = dims
+        command = (
+            f"mesh  {fast.name} {_number_text(fast.values[0])} {_number_text(fast.values[-1])} {fast.size - 1} "
+            f"{slow.name} {_number_text(slow.values[0])} {_number_text(slow.values[-1])} {slow.size - 1} {spec.get('count_time', 1)}"
+        )
+        values = pos.values
+        position_columns, position_labels = [values[:, 1], values[:, 0]], [fast.name, slow.name]
+        readbacks = {dataset.quantity: dataset for dataset in members if dataset.quantity in position_labels and dataset.shape[1] == 1}
+        position_columns = [_column(readbacks[label]) if label in readbacks else column for label, column in zip(position_labels, position_columns)]
+        members = [dataset for dataset in members if all(dataset is not readback for readback in readbacks.values())]
+    columns = [dataset for dataset in members if dataset.shape[1] == 1]
+    spectra = [dataset for dataset in members if dataset.shape[1] > 1]
+    lines = [f"#S {number} {command}", f"#D {spec.get('date', time.strftime('%a %b %d %H:%M:%S %Y'))}"]
+    if "count_time" in spec:
+        lines.append(f"#T {spec['count_time']}  (Seconds)")
+    for comment in spec.get("comments", []):
+        lines.append(f"#C {comment}")
+    motors = spec.get("motors", {})
+    if motors:
+        lines.append("#P0 " + " ".join(_number_text(value) for value in motors.values()))
+    labels = [_label(label) for label in position_labels + [dataset.quantity for dataset in columns]]
+    lines += [f"#N {len(labels)}", "#L " + "  ".join(labels)]
+    for index, dataset in enumerate(spectra):
+        (dim,) = dataset.spec.dims
+        lines.append("#@MCA %16C")
+        lines.append(f"#@CHANN {dim.size} 0 {dim.size - 1} 1")
+        calibration = _calibration(dataset, index)
+        if calibration:
+            lines.append("#@CALIB " + " ".join(repr(value) for value in calibration))
+    data_columns = [np.asarray(column, dtype=np.float64) for column in position_columns] + [_column(dataset) for dataset in columns]
+    mca_data = [_values(dataset) for dataset in spectra]
+    for row in range(pos.size):
+        for spectrum in mca_data:
+            lines.append("@A " + " ".join(_number_text(value) for value in spectrum[row]))
+        lines.append(" ".join(_number_text(column[row]) for column in data_columns))
+    return lines
+
+
+def write_file(datasets: Sequence[Dataset], path: Path) -> None:
+    """Datasets with the same positions become one scan; MCA datasets become @A lines."""
+    for dataset in datasets:
+        if dataset.dtype.fields or dataset.dtype.kind == "c":
+            raise UnsupportedFeatureError(f"SPEC holds real numbers; {dataset.quantity} is {dataset.dtype}")
+        if not dataset.spec.is_grid or len(dataset.spec.dims) > 1:
+            raise UnsupportedFeatureError(f"SPEC holds one spectrum per point (MCA); {dataset.quantity} has spectroscopic dims {list(dataset.spec.labels)}")
+    scans: list[list[Dataset]] = []
+    for dataset in datasets:
+        for members in scans:
+            if members[0].pos.same_as(dataset.pos):
+                members.append(dataset)
+                break
+        else:
+            scans.append([dataset])
+    file_header = datasets[0].metadata.get("spec", {}).get("file_header", {})
+    lines = [f"#F {path.name}", f"#E {int(time.time())}", f"#D {time.strftime('%a %b %d %H:%M:%S %Y')}"]
+    lines += [f"#C {comment}" for comment in file_header.get("comments", [])]
+    motors = datasets[0].metadata.get("spec", {}).get("motors", {})
+    if motors:
+        lines.append("#O0 " + "  ".join(_label(name) for name in motors))
+    for number, members in enumerate(scans, start=1):
+        lines += [""] + _scan_text(number, members)
+    path.write_text("\n".join(lines) + "\n", encoding="latin-1", errors="replace")
+
+
+class SpecFormat(Format):
+    name = "spec"
+    description = "SPEC text files (certif SPEC, PyMca, silx)"
+    extensions = (".spec", ".dat", ".spc")
+    profile = Profile(complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="encodes", exact_floats=True)
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        text = head.decode("latin-1", errors="replace")
+        first = text.lstrip()[:3]
+        if first in ("#F ", "#S ", "#E ") or ("\n#S " in text and "\n#L " in text):
+            return 2
+        return 0
+
+    def read(self, path: Path, *, lazy: bool = False, scans: Sequence[str] | None = None, **options: Any) -> list[Dataset]:
+        return read_file(path, scans=scans)
+
+    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+        write_file(datasets, path)
+
+
+FORMAT = SpecFormat()

@@ -46,6 +46,7 @@ USID_PREFIX = "usid_"
 PARSED_KEYS = STRUCTURAL_KEYS | {key for pair in LIST_KEYS.values() for key in pair}
 FORBIDDEN = ("|", ";", "{", "}", "\n")
 CBF_MAGIC = b"###CBF"
+EXACT_AXIS_LIMIT = 256
 
 
 def _number(text: str) -> float | str:
@@ -187,8 +188,12 @@ def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...]) ->
     described = []
     for number, ((name, units), size) in enumerate(zip(axes, sizes)):
         if number >= len(axes) - 2:
-            offset, scale = (float(value) for value in first[f"{USID_PREFIX}pixel_{number - len(axes) + 2}"].split("|"))
-            values = offset + scale * np.arange(size)
+            key = f"{USID_PREFIX}pixel_{number - len(axes) + 2}"
+            if f"{key}_values" in first:
+                values = [float(value) for value in first[f"{key}_values"].split()]
+            else:
+                start, stop = (float(value) for value in first[key].split("|"))
+                values = np.linspace(start, stop, size)
         else:
             stride = int(np.prod(sizes[number + 1 : len(axes) - 2]))
             values = [float(header[f"{USID_PREFIX}frame_value_{number}"]) for header in headers][::stride][:size]
@@ -230,11 +235,25 @@ def _header_value(value: Any, key: str) -> str:
     text = " ".join(str(item) for item in value) if isinstance(value, (list, tuple, np.ndarray)) else str(value)
     if any(character in text for character in FORBIDDEN) or any(character in key for character in FORBIDDEN + (" ", "=")):
         raise UnsupportedFeatureError(f"EDF header entry {key!r} = {text[:40]!r}: EDF headers cannot hold '|', ';', braces or newlines")
-    return text.encode("unicode_escape").decode("ascii")
+    escaped = text.encode("unicode_escape").decode("ascii")
+    stripped = escaped.strip(" ")
+    if stripped == escaped:
+        return escaped
+    start = escaped.index(stripped) if stripped else len(escaped)
+    return "\\x20" * start + stripped + "\\x20" * (len(escaped) - start - len(stripped))  # header parsers strip edge spaces
 
 
 def _unescape(text: str) -> str:
     return text.encode("ascii", errors="backslashreplace").decode("unicode_escape")
+
+
+def _pixel_axis(number: int, dim: Dimension) -> dict[str, str]:
+    """A uniform pixel axis as first|last (rebuilt with linspace), plus every value when that is not exact and few."""
+    key = f"{USID_PREFIX}pixel_{number}"
+    entries = {key: f"{float(dim.values[0])!r}|{float(dim.values[-1])!r}"}
+    if not np.array_equal(np.linspace(dim.values[0], dim.values[-1], dim.size), dim.values) and dim.size <= EXACT_AXIS_LIMIT:
+        entries[f"{key}_values"] = " ".join(repr(float(value)) for value in dim.values)
+    return entries
 
 
 def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[dict[str, str]]:
@@ -252,8 +271,8 @@ def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[
             f"{USID_PREFIX}units": _header_value(dataset.units, "units"),
             f"{USID_PREFIX}axis_count": str(len(dims)),
             f"{USID_PREFIX}frame_sizes": " ".join(str(dim.size) for dim in frame_dims),
-            f"{USID_PREFIX}pixel_0": f"{y.offset!r}|{y.scale!r}",
-            f"{USID_PREFIX}pixel_1": f"{x.offset!r}|{x.scale!r}",
+            **_pixel_axis(0, y),
+            **_pixel_axis(1, x),
             f"{USID_PREFIX}position": "|".join(_header_value(label, "position") for label in dataset.pos.labels),
             f"{USID_PREFIX}spectroscopic": "|".join(_header_value(label, "spectroscopic") for label in dataset.spec.labels),
         }

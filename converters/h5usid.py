@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from usidbridge import __version__
 from usidbridge.errors import ModelError, NotUSIDError, UnsupportedFeatureError
@@ -51,7 +50,7 @@ from usidbridge.hdf import (
     write_attrs,
     write_tree,
 )
-from usidbridge.model import Ancillary, Dataset
+from usidbridge.model import Ancillary, Dataset, group_by_positions
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 
@@ -194,14 +193,7 @@ def _shared(group: h5py.Group, kind: str, members: list[tuple[Dataset, h5py.Grou
 
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
     """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement."""
-    measurements: list[list[Dataset]] = []
-    for dataset in datasets:
-        for members in measurements:
-            if members[0].pos.same_as(dataset.pos):
-                members.append(dataset)
-                break
-        else:
-            measurements.append([dataset])
+    measurements = group_by_positions(datasets)
     with h5py.File(path, "w") as file:
         root_attributes: dict[str, Any] = {}
         for dataset in reversed(datasets):

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
-from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices
+from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices, group_by_positions
 from usidbridge.registry import Format, Profile
 
 MESH_COMMANDS = ("mesh", "dmesh", "cmesh")
@@ -403,14 +403,7 @@ def write_file(datasets: Sequence[Dataset], path: Path) -> None:
             raise UnsupportedFeatureError(f"SPEC holds real numbers; {dataset.quantity} is {dataset.dtype}")
         if not dataset.spec.is_grid or len(dataset.spec.dims) > 1:
             raise UnsupportedFeatureError(f"SPEC holds one spectrum per point (MCA); {dataset.quantity} has spectroscopic dims {list(dataset.spec.labels)}")
-    scans: list[list[Dataset]] = []
-    for dataset in datasets:
-        for members in scans:
-            if members[0].pos.same_as(dataset.pos):
-                members.append(dataset)
-                break
-        else:
-            scans.append([dataset])
+    scans = group_by_positions(datasets)
     file_header = datasets[0].metadata.get("spec", {}).get("file_header", {})
     lines = [f"#F {path.name}", f"#E {int(time.time())}", f"#D {time.strftime('%a %b %d %H:%M:%S %Y')}"]
     lines += [f"#C {comment}" for comment in file_header.get("comments", [])]

@@ -518,3 +518,16 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
         units=description["units"],
         **attributes,
     )
+
+
+def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:
+    """Datasets grouped by equal Position ancillaries, in order: one measurement (h5USID) or scan (SPEC) each."""
+    groups: list[list[Dataset]] = []
+    for dataset in datasets:
+        for members in groups:
+            if members[0].pos.same_as(dataset.pos):
+                members.append(dataset)
+                break
+        else:
+            groups.append([dataset])
+    return groups

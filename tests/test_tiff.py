@@ -120,3 +120,27 @@ def test_bad_tiffs(tmp_path, shared_data):
             ub.read(path)
         assert_one_line_error(run("convert", path, tmp_path / f"{path.stem}.h5"), str(path))
         assert not (tmp_path / f"{path.stem}.h5").exists()
+
+
+def test_imagej_hyperstack_axes(tmp_path, tifffile):
+    data = np.arange(2 * 3 * 2 * 5 * 6, dtype=np.uint16).reshape(2, 3, 2, 5, 6)
+    path = tmp_path / "hyper.tif"
+    tifffile.imwrite(path, data, imagej=True, resolution=(10.0, 10.0), metadata={"axes": "TZCYX", "unit": "um", "spacing": 0.5, "finterval": 2.0})
+    (dataset,) = ub.read(path)
+    assert [dim.name for dim in dataset.spec.dims] == ["Time", "Z", "Channel"]
+    time_dim, z_dim, _ = dataset.spec.dims
+    assert time_dim.scale == 2.0 and time_dim.units == "s" and z_dim.scale == 0.5 and z_dim.units == "µm"
+    assert dataset.pos.dims[0].scale == pytest.approx(0.1) and dataset.pos.dims[0].units == "µm"
+    assert np.array_equal(dataset.to_ndarray(), data.transpose(3, 4, 0, 1, 2))
+    (back,) = ub.read(ub.write(dataset, tmp_path / "again.tif"))
+    assert back.dims == dataset.dims and np.array_equal(back.to_ndarray(), dataset.to_ndarray())
+
+
+def test_centimetre_resolution_is_a_calibration_and_inch_is_not(tmp_path, tifffile):
+    image = np.zeros((4, 5), np.uint8)
+    tifffile.imwrite(tmp_path / "cm.tif", image, resolution=(1000.0, 2000.0), resolutionunit="CENTIMETER")
+    tifffile.imwrite(tmp_path / "dpi.tif", image, resolution=(300.0, 300.0), resolutionunit="INCH")
+    y, x = ub.read(tmp_path / "cm.tif")[0].pos.dims
+    assert (y.scale, x.scale, x.units) == (pytest.approx(5.0), pytest.approx(10.0), "µm")
+    y, x = ub.read(tmp_path / "dpi.tif")[0].pos.dims
+    assert (y.scale, x.scale, x.units) == (1.0, 1.0, "")

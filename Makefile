@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_h5usid.py
+	$(BIN)/python bench/bench_images.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
 """h5USID speed and memory, as ratios against raw h5py and pyUSID doing the same work in this run.
 
 Run with `make bench` (or .venv/bin/python bench/bench_h5usid.py [--size-mb N]); prints a table and
-rewrites bench/RESULTS.md. Peak memory of a lazy convert is measured in a child process.
+records its section of bench/RESULTS.md. Peak memory of a lazy convert is measured in a child process.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import pyUSID as usid  # noqa: E402
 
 import usidbridge as ub  # noqa: E402
 from usidbridge.model import Ancillary, Dimension  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -139,7 +142,7 @@ def main() -> None:
         rows.append((f"stream {args.size_mb} MiB h5py-backed dataset to h5USID", stream_time, "raw h5py block copy (same blocks, no USID)", copy_time))
 
     lines = [
-        "# h5USID benchmark results",
+        "## h5USID",
         "",
         f"Measured by `bench/bench_h5usid.py` on {platform.machine()}, Python {platform.python_version()}, "
         f"{time.strftime('%Y-%m-%d')}; best of 3 where repeated. Ratio = ours / baseline (below 1 is faster).",
@@ -157,7 +160,7 @@ def main() -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    (HERE / "RESULTS.md").write_text(text)
+    record("h5usid", text)
 
 
 if __name__ == "__main__":

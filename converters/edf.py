@@ -34,7 +34,7 @@ import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, stack_to_dataset
-from usidbridge.model import Dataset, Dimension, from_description
+from usidbridge.model import Dataset, Dimension, as_dask, from_description
 from usidbridge.registry import Format, Profile
 
 STRUCTURAL_KEYS = frozenset(
@@ -103,7 +103,7 @@ class _Frames:
         for index, frame in enumerate(frames):
             header = dict(frame.header)
             compressed = header.get("Compression", "None").lower() not in ("none", "")
-            expected = int(np.prod(frame.shape)) * np.dtype(frame.bytecode).itemsize
+            expected = int(np.prod(frame.shape)) * _frame_dtype(header).itemsize
             if frame.incomplete_data or frame.start + frame.blobsize > size:
                 raise UnreadableFileError(
                     f"truncated: frame {index} needs bytes {frame.start}..{frame.start + frame.blobsize} but the file ends at byte {size}", path
@@ -123,10 +123,10 @@ class _Frames:
         if not frames or any(dict(f.header).get("Compression", "None").lower() not in ("none", "") for f in frames):
             return None
         first = frames[0]
-        if any(f.shape != first.shape or f.bytecode != first.bytecode for f in frames):
+        dtypes = {_frame_dtype(dict(f.header)) for f in frames}
+        if any(f.shape != first.shape for f in frames) or len(dtypes) != 1:
             return None
-        order = ">" if dict(first.header).get("ByteOrder", "LowByteFirst") == "HighByteFirst" else "<"
-        dtype = np.dtype(first.bytecode).newbyteorder(order)
+        (dtype,) = dtypes
         starts = [f.start for f in frames]
         stride = starts[1] - starts[0] if len(starts) > 1 else first.blobsize
         if any(b - a != stride for a, b in zip(starts, starts[1:])):
@@ -152,10 +152,18 @@ class _Frames:
         if len(parts) == 1:
             return parts[0]
         if lazy:
-            import dask.array as da
+            import dask.array
 
-            return da.concatenate([da.from_array(part, chunks=(1, *part.shape[1:])) for part in parts])
+            return dask.array.concatenate([as_dask(part) for part in parts])
         return np.concatenate(parts)
+
+
+def _frame_dtype(header: dict[str, str]) -> np.dtype:
+    """The numpy dtype (with byte order) an EDF header declares; read from the header, not the data."""
+    from fabio.edfimage import DATA_TYPES
+
+    order = ">" if header.get("ByteOrder", "LowByteFirst") == "HighByteFirst" else "<"
+    return np.dtype(DATA_TYPES[header["DataType"]]).newbyteorder(order)
 
 
 def _offset_of(path: Path, key: bytes) -> int:

@@ -36,7 +36,6 @@ import h5py
 from usidbridge import __version__
 from usidbridge.errors import ModelError, NotUSIDError, UnsupportedFeatureError
 from usidbridge.hdf import (
-    compact_float,
     copy_rows,
     dereference,
     has_hdf5_signature,
@@ -58,6 +57,7 @@ METADATA_GROUP = "Metadata"
 LAYOUT_KEY = "h5usid"
 RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units"}
 COMPRESSION = {"none": None, None: None, "gzip": "gzip", "lzf": "lzf"}
+ANCILLARY_BLOCK_ROWS = 2**20
 
 
 def bookkeeping() -> dict[str, str]:
@@ -126,17 +126,24 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
 
 
 def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix: str = "") -> tuple[h5py.Dataset, h5py.Dataset]:
-    """Write the Indices and Values datasets of one ancillary; Spectroscopic ones transposed to (V, n)."""
-    indices, values = ancillary.indices, compact_float(ancillary.values)
-    if kind == "Spectroscopic":
-        indices, values = indices.T, values.T
-    written = []
-    for table_name, table in (("Indices", indices), ("Values", values)):
-        dataset = group.create_dataset(f"{kind}_{table_name}{suffix}", data=table)
-        dataset.attrs["labels"] = string_list(list(ancillary.labels))
-        dataset.attrs["units"] = string_list(list(ancillary.units))
-        written.append(dataset)
-    return written[0], written[1]
+    """Write the Indices and Values datasets of one ancillary in blocks of rows (bounded memory).
+
+    Spectroscopic tables are stored transposed, (V, n); values are float32 only where lossless.
+    """
+    shape = (ancillary.size, ancillary.ndim) if kind == "Position" else (ancillary.ndim, ancillary.size)
+    indices = group.create_dataset(f"{kind}_Indices{suffix}", shape=shape, dtype=ancillary.index_dtype)
+    values = group.create_dataset(f"{kind}_Values{suffix}", shape=shape, dtype=ancillary.values_dtype)
+    for start in range(0, ancillary.size, ANCILLARY_BLOCK_ROWS):
+        stop = min(ancillary.size, start + ANCILLARY_BLOCK_ROWS)
+        index_block, value_block = ancillary.rows(start, stop)
+        if kind == "Position":
+            indices[start:stop], values[start:stop] = index_block, value_block
+        else:
+            indices[:, start:stop], values[:, start:stop] = index_block.T, value_block.T
+    for table in (indices, values):
+        table.attrs["labels"] = string_list(list(ancillary.labels))
+        table.attrs["units"] = string_list(list(ancillary.units))
+    return indices, values
 
 
 def write_main(

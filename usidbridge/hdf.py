@@ -162,15 +162,6 @@ def dereference(file: h5py.File, reference: Any) -> h5py.HLObject | None:
     return target if target.name is not None else None
 
 
-def compact_float(values: np.ndarray) -> np.ndarray:
-    """Values as float32 where that is lossless, else float64 (float32 merges 1.7e9 and 1.7e9 + 1)."""
-    values = np.asarray(values, dtype=np.float64)
-    narrow = values.astype(np.float32)
-    if np.array_equal(narrow.astype(np.float64), values, equal_nan=True):
-        return narrow
-    return values
-
-
 def position_chunks(shape: tuple[int, int], itemsize: int) -> tuple[int, int]:
     """HDF5 chunk shape holding whole positions (complete spectra), about `CHUNK_TARGET_BYTES` each."""
     positions, spectral = shape

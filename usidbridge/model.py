@@ -11,7 +11,9 @@ the order of the axes of the C-ordered N-D array. The N-D form of a dataset is
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import mmap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -290,6 +292,30 @@ class Ancillary:
             self._values.setflags(write=False)
         return self._values
 
+    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and values of rows [start, stop): computed from the dims of a grid, so no full table is built."""
+        if self._dims is None or (self._indices is not None and self._values is not None):
+            return self.indices[start:stop], self.values[start:stop]
+        flat = np.arange(start, stop, dtype=np.int64)
+        indices = np.stack(np.unravel_index(flat, self.shape), axis=1).astype(self.index_dtype)
+        values = np.empty(indices.shape, dtype=np.float64)
+        for column, dim in enumerate(self._dims):
+            np.take(dim.values, indices[:, column], out=values[:, column])
+        return indices, values
+
+    @property
+    def index_dtype(self) -> np.dtype:
+        """uint32, or uint64 when a dimension has more than 2^32 steps."""
+        sizes = self.shape if self.is_grid else [int(self._indices.max()) + 1]
+        return np.dtype(np.uint32 if max(sizes) <= np.iinfo(np.uint32).max else np.uint64)
+
+    @property
+    def values_dtype(self) -> np.dtype:
+        """float32 where every value survives it exactly, else float64 (decided on the dims for a grid)."""
+        columns = [dim.values for dim in self._dims] if self._dims is not None else [self._values]
+        lossless = all(np.array_equal(column.astype(np.float32).astype(np.float64), column, equal_nan=True) for column in columns)
+        return np.dtype(np.float32 if lossless else np.float64)
+
     def same_as(self, other: Ancillary) -> bool:
         """True when both describe the same labels, units, indices and values."""
         if (self.labels, self.units, self.is_grid, self.size) != (other.labels, other.units, other.is_grid, other.size):
@@ -311,6 +337,59 @@ def _strides(sizes: Sequence[int]) -> list[int]:
         strides.append(stride)
         stride *= size
     return strides[::-1]
+
+
+LAZY_BLOCK_BYTES = 64 * 2**20
+
+
+def _is_file_backed(array: np.ndarray) -> bool:
+    """True when the array's memory is a memory-mapped file (np.memmap or mmap), directly or through views."""
+    base: Any = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return True
+        base = getattr(base, "base", None)
+    return False
+
+
+def _flatten(array: Any, flat: tuple[int, int]) -> Any:
+    """`array` as (positions, spectral) without reading it: a view when the strides allow, lazy dask for memory maps that need a copy."""
+    if not isinstance(array, np.ndarray):
+        return array.reshape(flat)
+    try:
+        return np.reshape(array, flat, copy=False)  # numpy >= 2.1: refuses, without allocating, when a copy is needed
+    except ValueError:
+        pass
+    except TypeError:  # older numpy: the shape setter refuses to copy
+        view = array.view()
+        try:
+            view.shape = flat
+            return view
+        except AttributeError:
+            pass
+    if _is_file_backed(array) and importlib.util.find_spec("dask") is not None:
+        return as_dask(array).reshape(flat)
+    return array.reshape(flat)
+
+
+def as_dask(array: np.ndarray) -> Any:
+    """A dask array over `array` (typically a memory map) that reads it in blocks of whole leading rows, never whole."""
+    import dask.array
+
+    row_bytes = max(1, math.prod(array.shape[1:]) * array.itemsize)
+    chunks = (max(1, LAZY_BLOCK_BYTES // row_bytes), *array.shape[1:])
+    return dask.array.from_array(_Sliced(array), chunks=chunks, name=False, meta=array[:0])
+
+
+class _Sliced:
+    """A memory-mapped array seen only through slicing, so dask reads it block by block (given a numpy
+    array, dask copies it into its graph)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.array(self.array[key])
 
 
 ALLOWED_KINDS = "iufc"
@@ -405,7 +484,7 @@ class Dataset:
                 f"a {type(array).__name__} of shape {tuple(array.shape)} cannot become {flat} without reading it all; "
                 "pass dask.array.from_array(data) for a lazy reshape, or the data itself in the 2-D form"
             )
-        return cls(array.reshape(flat), pos, spec, **attributes)
+        return cls(_flatten(array, flat), pos, spec, **attributes)
 
     @property
     def shape(self) -> tuple[int, int]:

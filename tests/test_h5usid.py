@@ -269,3 +269,10 @@ def test_inputs_are_not_changed(shared_data, tmp_path):
     before = source.read_bytes()
     ub.convert(source, tmp_path / "out.h5")
     assert source.read_bytes() == before
+
+
+def test_nul_characters_in_metadata_are_refused_clearly(tmp_path):
+    dataset = ub.Dataset.from_ndarray(np.zeros(2), [ub.Dimension("X", "m", 2)], metadata={"note": "a\x00b"})
+    with pytest.raises(ub.errors.UnsupportedFeatureError, match="NUL"):
+        ub.write(dataset, tmp_path / "nul.h5")
+    assert list(tmp_path.iterdir()) == []

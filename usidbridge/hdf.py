@@ -105,6 +105,8 @@ def to_attribute(value: Any, name: str) -> Any:
     """A plain value as something h5py stores faithfully; refuses what it cannot."""
     if value is None:
         return h5py.Empty("f")
+    if isinstance(value, str) and "\x00" in value or isinstance(value, (list, tuple)) and any(isinstance(item, str) and "\x00" in item for item in value):
+        raise UnsupportedFeatureError(f"metadata {name!r}: HDF5 strings cannot hold NUL characters; remove them or store the value as bytes")
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(item, str) for item in value):
             return np.array([item.encode("utf-8") for item in value])
@@ -180,6 +182,23 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         target[start:stop] = np.asarray(data[start:stop])
+
+
+def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
+    """Copy 2-D `data` (positions, spectral) into the N-D `target` whose C-order flattening it is, in blocks.
+
+    Blocks are whole slabs of the slowest axis, so memory stays bounded by the block size (or one slab).
+    """
+    if target.ndim <= 1 or target.shape[0] == 0:
+        target[...] = np.asarray(data[()] if not hasattr(data, "__array__") else data).reshape(target.shape)
+        return
+    slab = int(np.prod(target.shape[1:]))
+    slab_rows = max(1, slab // max(1, data.shape[1]))
+    step = max(1, block_bytes // max(1, slab * np.dtype(target.dtype).itemsize))
+    for start in range(0, target.shape[0], step):
+        stop = min(target.shape[0], start + step)
+        block = np.asarray(data[start * slab_rows : stop * slab_rows])
+        target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
 
 
 @contextlib.contextmanager

@@ -372,21 +372,22 @@ def _flatten(array: Any, flat: tuple[int, int]) -> Any:
     return array.reshape(flat)
 
 
-def as_dask(array: np.ndarray) -> Any:
-    """A dask array over `array` (typically a memory map) that reads it in blocks of whole leading rows, never whole."""
+def as_dask(array: Any) -> Any:
+    """A dask array over `array` (a memory map, an h5py dataset) that reads it in blocks of whole leading rows, never whole."""
     import dask.array
 
-    row_bytes = max(1, math.prod(array.shape[1:]) * array.itemsize)
+    dtype = np.dtype(array.dtype)
+    row_bytes = max(1, math.prod(array.shape[1:]) * dtype.itemsize)
     chunks = (max(1, LAZY_BLOCK_BYTES // row_bytes), *array.shape[1:])
-    return dask.array.from_array(_Sliced(array), chunks=chunks, name=False, meta=array[:0])
+    return dask.array.from_array(_Sliced(array), chunks=chunks, name=False, meta=np.empty((0,) * len(array.shape), dtype))
 
 
 class _Sliced:
-    """A memory-mapped array seen only through slicing, so dask reads it block by block (given a numpy
-    array, dask copies it into its graph)."""
+    """An array seen only through slicing, so dask reads it block by block (given a numpy array, dask
+    copies it into its graph)."""
 
-    def __init__(self, array: np.ndarray) -> None:
-        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+    def __init__(self, array: Any) -> None:
+        self.array, self.shape, self.dtype, self.ndim = array, tuple(array.shape), np.dtype(array.dtype), len(array.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.array(self.array[key])
@@ -610,3 +611,21 @@ def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:
         else:
             groups.append([dataset])
     return groups
+
+
+def from_labelled(array: Any, dims: Sequence[Dimension], spectroscopic: Iterable[int], **attributes: Any) -> Dataset:
+    """A Dataset from an N-D array whose axes are `dims` in any order; the axes whose numbers are in
+    `spectroscopic` become spectroscopic dims, the others position dims (both keep their order).
+
+    Axes are moved, not copied: numpy stays a view, dask stays lazy, and an h5py dataset is wrapped in dask
+    (when installed) so that nothing is read here.
+    """
+    dims = list(dims)
+    spectral_axes = sorted(set(spectroscopic))
+    position_axes = [axis for axis in range(len(dims)) if axis not in spectral_axes]
+    order = position_axes + spectral_axes
+    if not hasattr(array, "transpose") or not hasattr(array, "reshape"):
+        array = as_dask(array) if importlib.util.find_spec("dask") is not None else np.asarray(array)
+    if order != list(range(len(dims))):
+        array = array.transpose(order)
+    return Dataset.from_ndarray(array, [dims[axis] for axis in position_axes], [dims[axis] for axis in spectral_axes], **attributes)

@@ -1,0 +1,357 @@
+"""NeXus: every NXdata of any NeXus file; NXentry/NXdata files; dual files that are NeXus and h5USID.
+
+Mapping between the file and the model (one Dataset per NXdata, plus one per ``errors`` dataset):
+
+=================================================  =============================================
+NeXus                                              `Dataset`
+=================================================  =============================================
+``@signal`` dataset (or old-style ``signal=1``)    N-D data; ``long_name`` → quantity, ``units``
+``@axes`` + ``AXISNAME_indices`` (or ``axis=n``)   one dim per axis: name, ``units``, values; "."
+                                                   or a missing axis → index values 0, 1, 2, ...
+``@usidbridge_spectroscopic`` (ours)               which dims are spectroscopic; else
+``@interpretation`` spectrum / image               the last one / two axes (when others remain);
+                                                   else every dim is a position. ``spectroscopic=``
+                                                   (names or a count of trailing axes) overrides
+``errors`` / ``<signal>_errors``                   a second Dataset, quantity "<quantity> errors"
+``@default`` on the root and NXentry               the order of the datasets (the default first)
+NXentry fields, NXdata attributes                  ``metadata["nexus"]``
+NXcollection ``usidbridge_metadata`` (ours)        every other ``metadata`` key
+=================================================  =============================================
+
+Non-grid positions are written as one position axis "position" with one auxiliary coordinate per
+label (``LABEL_indices = 0``) and the USID index table ``usidbridge_position_indices`` beside them.
+Axes keep their stored order: descending and non-uniform axes come back as written.
+
+With ``dual=True`` the file is h5USID (written by the registered h5usid format) and NeXus at once:
+each Main dataset is the signal of an NXdata through an HDF5 soft link, so the data is stored once
+and the USID validator, which follows hard links only, still finds it in its Channel group.
+Files are read and written with h5py (lazy reads, object references); nexusformat is the peer the
+tests check our files with.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from usidbridge import registry
+from usidbridge.errors import NotUSIDError, UnreadableFileError
+from usidbridge.hdf import copy_nd, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, plain
+from usidbridge.registry import Format, Profile
+from usidbridge.rules import main_candidates
+
+SPECTROSCOPIC_ATTR = "usidbridge_spectroscopic"
+POSITION_INDICES = "usidbridge_position_indices"
+METADATA_COLLECTION = "usidbridge_metadata"
+ORIGINAL_NAME = "usidbridge_name"
+LAYOUT_KEY = "nexus"
+NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def nx_class(obj: h5py.HLObject) -> str | None:
+    return string_attr(obj, "NX_class")
+
+
+def _names(value: Any) -> list[str]:
+    """An axes-like attribute as a list of names (array, or one string separated by ':' or ',')."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(item).strip() for item in value]
+    return [name.strip() for name in re.split(r"[:,]", str(value)) if name.strip()]
+
+
+def nxdata_groups(file: h5py.File) -> list[h5py.Group]:
+    """Every NXdata group, the ``@default`` chain first, then the others in file order."""
+    found: list[str] = []
+
+    def walk(group: h5py.Group) -> None:  # group.items() follows creation order where the file tracks it
+        for item in group.values():
+            if isinstance(item, h5py.Group) and item.name not in found:
+                if nx_class(item) == "NXdata":
+                    found.append(item.name)
+                walk(item)
+
+    walk(file)
+    default, group = [], file
+    while isinstance(group, h5py.Group):
+        name = string_attr(group, "default")
+        if not name or name not in group:
+            break
+        group = group[name]
+        if isinstance(group, h5py.Group) and nx_class(group) == "NXdata":
+            default.append(group.name)
+            break
+    ordered = default + [name for name in found if name not in default]
+    return [file[name] for name in ordered]
+
+
+def _signal(group: h5py.Group) -> h5py.Dataset | None:
+    name = string_attr(group, "signal")
+    if name and isinstance(group.get(name), h5py.Dataset):
+        return group[name]
+    for item in group.values():
+        if isinstance(item, h5py.Dataset) and str(plain(item.attrs.get("signal", ""))) == "1":
+            return item
+    return None
+
+
+def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
+    """The axis dataset name of each dimension of the signal (None for an index axis)."""
+    names: list[str | None] = [None] * signal.ndim
+    listed = _names(plain(group.attrs.get("axes"))) or _names(plain(signal.attrs.get("axes")))
+    for axis, name in enumerate(listed[: signal.ndim]):
+        names[axis] = None if name == "." else name
+    for key in group.attrs:
+        if key.endswith("_indices") and key[: -len("_indices")] in group:
+            indices = np.atleast_1d(group.attrs[key])
+            if indices.size == 1 and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
+                names[int(indices[0])] = key[: -len("_indices")]
+    if not listed:
+        old_style = [(int(plain(item.attrs["axis"])), int(plain(item.attrs.get("primary", 1))), name) for name, item in group.items() if isinstance(item, h5py.Dataset) and "axis" in item.attrs]
+        for axis, _primary, name in sorted(old_style, key=lambda entry: -entry[1]):
+            if 1 <= axis <= signal.ndim and names[axis - 1] is None:
+                names[axis - 1] = name
+    return names
+
+
+def _dims(group: h5py.Group, axis_names: list[str | None], shape: tuple[int, ...]) -> list[Dimension]:
+    """One dim per signal axis: its axis dataset (our original name, units, values) or index values."""
+    dims = []
+    for axis, (name, size) in enumerate(zip(axis_names, shape)):
+        values, units, label = np.arange(size, dtype=np.float64), "", name or f"axis_{axis}"
+        item = group.get(name) if name else None
+        if isinstance(item, h5py.Dataset) and item.ndim == 1 and item.dtype.kind in "iuf":
+            raw = item[()]
+            if raw.size == size:
+                values = raw
+            elif raw.size == size + 1:  # histogram bin edges: the centres
+                values = (raw[:-1] + raw[1:]) / 2
+            units = string_attr(item, "units") or ""
+            label = string_attr(item, ORIGINAL_NAME) or label
+        dims.append(Dimension(label, units, values))
+    return dims
+
+
+def _spectroscopic(group: h5py.Group, dims: list[Dimension], axis_names: list[str | None], override: Sequence[str] | int | None) -> list[int]:
+    """The numbers of the spectroscopic axes: `override`, else our attribute, else @interpretation, else none."""
+    count = len(dims)
+    if isinstance(override, int):
+        return list(range(count - override, count)) if override else []
+    if override is not None:
+        return [axis for axis, dim in enumerate(dims) if dim.name in override or axis_names[axis] in override]
+    ours = string_list_attr(group, SPECTROSCOPIC_ATTR)
+    if ours is not None:
+        return [axis for axis, name in enumerate(axis_names) if name and name in ours]
+    trailing = {"spectrum": 1, "image": 2}.get(string_attr(group, "interpretation") or "", 0)
+    return list(range(count - trailing, count)) if 0 < trailing < count else []
+
+
+def _unique_per_side(dims: list[Dimension], spectroscopic: list[int]) -> list[Dimension]:
+    """Rename repeated names within the position side or the spectroscopic side (USID needs unique labels on each)."""
+    result, seen = list(dims), {True: set(), False: set()}
+    for axis, dim in enumerate(dims):
+        side, name = axis in spectroscopic, dim.name
+        while name in seen[side]:
+            name += "_"
+        seen[side].add(name)
+        if name != dim.name:
+            result[axis] = Dimension(name, dim.units, dim.values)
+    return result
+
+
+def _entry_metadata(group: h5py.Group) -> dict[str, Any]:
+    entry = group.parent
+    fields = {}
+    for name, item in entry.items():
+        if isinstance(item, h5py.Dataset) and item.size <= 16 and item.dtype.kind in "biufSOU":
+            fields[name] = plain(item[()])
+    return {"path": group.name, "entry": entry.name, "entry_fields": fields, "attributes": read_attrs(group)}
+
+
+def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
+    """The Dataset of one NXdata group, and of its errors when present."""
+    signal = _signal(group)
+    if signal is None:
+        return []
+    metadata: dict[str, Any] = {LAYOUT_KEY: _entry_metadata(group)}
+    collection = group.get(METADATA_COLLECTION)
+    if isinstance(collection, h5py.Group):
+        metadata.update({key: value for key, value in read_tree(collection).items() if key != "NX_class"})
+    signal_name = signal.name.rsplit("/", 1)[-1]
+    quantity = string_attr(signal, "long_name") or (group.name.rsplit("/", 1)[-1] if signal_name == "data" else signal_name)
+    units = string_attr(signal, "units") or ""
+    source = f"{group.file.filename}::{group.name}"
+    results = []
+    for data, suffix in ((signal, ""), (group.get("errors", group.get(f"{signal.name.rsplit('/', 1)[-1]}_errors")), " errors")):
+        if not isinstance(data, h5py.Dataset) or data.shape != signal.shape:
+            continue
+        array = data if lazy else data[()]
+        attributes = {"name": "Raw_Data", "quantity": quantity + suffix, "units": units, "metadata": metadata, "source": source + suffix.replace(" ", "/")}
+        table = group.get(POSITION_INDICES)
+        if isinstance(table, h5py.Dataset):
+            results.append(_non_grid(group, table, array, signal, attributes))
+            continue
+        axis_names = _axis_names(group, signal)
+        dims = _dims(group, axis_names, signal.shape)
+        spectral_axes = _spectroscopic(group, dims, axis_names, spectroscopic)
+        results.append(from_labelled(array, _unique_per_side(dims, spectral_axes), spectral_axes, **attributes))
+    return results
+
+
+def _non_grid(group: h5py.Group, table: h5py.Dataset, array: Any, signal: h5py.Dataset, attributes: dict[str, Any]) -> Dataset:
+    labels, units = string_list_attr(table, "labels") or [], string_list_attr(table, "units") or []
+    values = np.stack([group[axis][()] for axis in string_list_attr(table, "axes") or labels], axis=1)
+    pos = Ancillary.from_table(labels, units, table[()], values)
+    spec_dims = _dims(group, _axis_names(group, signal), signal.shape)[1:]
+    spectral = int(np.prod([dim.size for dim in spec_dims])) if spec_dims else 1
+    data = array
+    if len(array.shape) != 2:
+        data = (array if isinstance(array, np.ndarray) else as_dask(array)).reshape(pos.size, spectral)
+    spec = Ancillary(spec_dims or [Dimension("arb", "a.u.", [0.0])])
+    return Dataset(data, pos, spec, **attributes)
+
+
+def _safe(name: str, taken: set[str]) -> str:
+    safe = NAME_UNSAFE.sub("_", name) or "axis"
+    if safe[0].isdigit():
+        safe = "_" + safe
+    while safe in taken:
+        safe += "_"
+    taken.add(safe)
+    return safe
+
+
+def _write_axis(group: h5py.Group, name: str, dim: Dimension) -> None:
+    axis = group.create_dataset(name, data=dim.values)
+    axis.attrs[ORIGINAL_NAME] = dim.name
+    axis.attrs["units"] = dim.units
+    axis.attrs["long_name"] = f"{dim.name} ({dim.units})" if dim.units else dim.name
+
+
+def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Dataset | None = None) -> h5py.Group:
+    """One NXdata for `dataset`; its signal is written N-D, or linked when `signal` is given (2-D, dual files)."""
+    group = entry.create_group(name, track_order=True)
+    group.attrs["NX_class"] = "NXdata"
+    group.attrs["signal"] = "data"
+    taken = {"data", "errors", POSITION_INDICES, METADATA_COLLECTION}
+    if signal is not None:
+        group["data"] = h5py.SoftLink(signal.name)
+    spectral = list(dataset.spec.dims) if dataset.spec.is_grid else [Dimension("spectral_index", "", dataset.spec.size)]
+    if signal is not None:  # dual file: the 2-D Main dataset is the signal
+        dims, shape = [None, spectral[0] if len(spectral) == 1 else None], dataset.shape
+    elif dataset.is_grid:
+        dims, shape = list(dataset.dims), dataset.nd_shape
+    else:  # non-grid positions: one position axis, the spectroscopic axes as they are
+        dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
+    if signal is None:
+        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=True if int(np.prod(shape)) > 1 else None)
+        copy_nd(data, dataset.data)
+        data.attrs["units"] = dataset.units
+        data.attrs["long_name"] = dataset.quantity
+    axes = []
+    for axis, dim in enumerate(dims):
+        if dim is None:
+            axes.append(".")
+            continue
+        axis_name = _safe(dim.name, taken)
+        _write_axis(group, axis_name, dim)
+        group.attrs[f"{axis_name}_indices"] = np.int32(axis)
+        axes.append(axis_name)
+    if dims[0] is None:
+        position_names = []
+        for column, (label, unit) in enumerate(zip(dataset.pos.labels, dataset.pos.units)):
+            axis_name = _safe(label, taken)
+            _write_axis(group, axis_name, Dimension(label, unit, dataset.pos.values[:, column]))
+            group.attrs[f"{axis_name}_indices"] = np.int32(0)
+            position_names.append(axis_name)
+        axes[0] = position_names[0]
+        table = group.create_dataset(POSITION_INDICES, data=dataset.pos.indices)
+        table.attrs["axes"] = np.array([name.encode() for name in position_names])
+        table.attrs["labels"] = np.array([label.encode() for label in dataset.pos.labels])
+        table.attrs["units"] = np.array([unit.encode() for unit in dataset.pos.units])
+    group.attrs["axes"] = np.array([name.encode() for name in axes])
+    spectral_axes = axes[1:] if dims[0] is None else axes[len(dataset.pos.dims) :]
+    group.attrs[SPECTROSCOPIC_ATTR] = np.array([name.encode() for name in spectral_axes if name != "."] or [b""])
+    extra = {key: value for key, value in dataset.metadata.items() if key not in (LAYOUT_KEY, "h5usid")}
+    if extra:
+        collection = group.create_group(METADATA_COLLECTION)
+        collection.attrs["NX_class"] = "NXcollection"
+        write_tree(collection, extra)
+    return group
+
+
+def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:
+    entry = file.create_group(name, track_order=True)
+    entry.attrs["NX_class"] = "NXentry"
+    file.attrs["default"] = name
+    file.attrs["NX_class"] = "NXroot"
+    file.attrs["creator"] = "usidbridge"
+    return entry
+
+
+def write_file(datasets: Sequence[Dataset], path: Path) -> None:
+    with h5py.File(path, "w", track_order=True) as file:
+        entry = _entry(file)
+        taken: set[str] = set()
+        for dataset in datasets:
+            name = _safe(dataset.quantity, taken)
+            write_nxdata(entry, name, dataset)
+        entry.attrs["default"] = next(iter(entry))
+
+
+def write_dual(datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+    """h5USID written by the registered h5usid format, then NXdata groups linking its Main datasets."""
+    registry.get("h5usid").write(datasets, path, **options)
+    in_file_order = [dataset for members in group_by_positions(datasets) for dataset in members]  # h5usid's layout order
+    with h5py.File(path, "r+") as file:
+        mains = sorted(main_candidates(file), key=lambda main: main.name)
+        entry = _entry(file)
+        taken: set[str] = set()
+        for dataset, main in zip(in_file_order, mains):
+            main.attrs["long_name"] = dataset.quantity
+            write_nxdata(entry, _safe(dataset.quantity, taken), dataset, signal=main)
+        entry.attrs["default"] = next(iter(entry))
+
+
+class NexusFormat(Format):
+    name = "nexus"
+    description = "NeXus NXdata (HDF5); dual NeXus + h5USID files"
+    extensions = (".nxs", ".nx5", ".nexus")
+    profile = Profile(non_grid="encodes")
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        if not has_hdf5_signature(head):
+            return 0
+        with h5py.File(path, "r") as file:
+            found = file.visititems(lambda _name, obj: True if isinstance(obj, h5py.Group) and nx_class(obj) == "NXdata" else None)
+        return 2 if found else 0
+
+    def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None, **options: Any) -> list[Dataset]:
+        file = open_hdf5(path)
+        try:
+            datasets = [dataset for group in nxdata_groups(file) for dataset in read_nxdata(group, lazy, spectroscopic)]
+        except (KeyError, ValueError, OSError) as error:
+            file.close()
+            raise UnreadableFileError(f"damaged NeXus file ({type(error).__name__}: {error})", path) from None
+        if not lazy:
+            file.close()
+        if not datasets:
+            file.close()
+            raise NotUSIDError("no NXdata group with a signal in this file", path)
+        return datasets
+
+    def write(self, datasets: Sequence[Dataset], path: Path, dual: bool = False, **options: Any) -> None:
+        if dual:
+            write_dual(datasets, path, **options)
+        else:
+            write_file(datasets, path)
+
+
+FORMAT = NexusFormat()

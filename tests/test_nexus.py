@@ -1,0 +1,165 @@
+"""NeXus: the real .nxs files against HyperSpy's reader; our files through nexusformat and HyperSpy; dual files."""
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import usidbridge as ub
+from usidbridge.errors import NotUSIDError
+
+from conftest import need
+from strategies import datasets
+from test_cli import run
+
+
+def hyperspy_nexus(path):
+    hs = need("hyperspy.api")
+    signals = hs.load(path, file_format="nexus", nxdata_only=True)
+    return signals if isinstance(signals, list) else [signals]
+
+
+@pytest.mark.parametrize("name", ["simple_signal.nxs", "saved_multi_signal.nxs"])
+def test_real_files_match_hyperspy(shared_data, name):
+    ours = ub.read(shared_data / "nexus" / name)
+    theirs = hyperspy_nexus(shared_data / "nexus" / name)
+    assert len(ours) == len(theirs)
+    for dataset, signal in zip(ours, theirs):
+        assert dataset.quantity == signal.metadata.General.title
+        assert np.array_equal(dataset.to_ndarray(), signal.data)
+        for dim, axis in zip(dataset.dims, signal.axes_manager._axes):
+            assert dim.size == axis.size and np.allclose(dim.values, axis.axis)
+        navigation = [axis.size for axis in signal.axes_manager._axes if axis.navigate]
+        assert list(dataset.pos.shape) == navigation
+
+
+def test_our_files_through_nexusformat_and_hyperspy(tmp_path):
+    nx = need("nexusformat.nexus")
+    dims = [ub.Dimension.uniform("Y", "um", 4, offset=-1, scale=0.5), ub.Dimension.uniform("X", "um", 5, scale=0.25)]
+    energy = ub.Dimension("Energy", "eV", [100.0, 101.0, 103.0, 107.0, 115.0, 131.0])
+    data = np.random.default_rng(1).normal(size=(4, 5, 6))
+    dataset = ub.Dataset.from_ndarray(data, dims, [energy], quantity="Counts", units="counts", metadata={"sample": "Si", "stage": {"z": 1.5}})
+    out = ub.write(dataset, tmp_path / "map.nxs")
+    root = nx.nxload(str(out))
+    plottable = root.plottable_data
+    assert np.array_equal(plottable.nxsignal.nxvalue, data)
+    assert [axis.nxname for axis in plottable.nxaxes] == ["Y", "X", "Energy"]
+    assert plottable.nxaxes[2].attrs["units"] == "eV" and np.array_equal(plottable.nxaxes[2].nxvalue, energy.values)
+    (signal,) = hyperspy_nexus(out)
+    assert np.array_equal(signal.data, data)
+    axes = signal.axes_manager._axes
+    assert [axis.navigate for axis in axes] == [True, True, False] or [axis.size for axis in axes] == [4, 5, 6]
+    assert axes[0].units == "um" and np.allclose(axes[1].axis, dims[1].values)
+    (back,) = ub.read(out)
+    assert back.dims == dataset.dims and back.metadata["sample"] == "Si" and back.metadata["stage"] == {"z": 1.5}
+
+
+def test_descending_and_non_uniform_axes_come_back_in_order(tmp_path):
+    dims = [ub.Dimension("T", "K", [300.0, 250.0, 200.0, 100.0])]
+    dataset = ub.Dataset.from_ndarray(np.arange(4.0), dims, quantity="R", units="Ohm")
+    (back,) = ub.read(ub.write(dataset, tmp_path / "desc.nxs"))
+    assert back.pos.dims[0].values.tolist() == [300.0, 250.0, 200.0, 100.0]
+    assert back.to_ndarray(squeeze=True).tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def nexus_by_hand(path, style):
+    """NeXus files as other facilities write them, made with h5py."""
+    with h5py.File(path, "w") as file:
+        entry = file.create_group("scan")
+        entry.attrs["NX_class"] = b"NXentry"
+        entry["title"] = b"test scan"
+        second = entry.create_group("second")
+        second.attrs["NX_class"] = "NXdata"
+        second.attrs["signal"] = "other"
+        second["other"] = np.ones(3)
+        data = entry.create_group("data")
+        data.attrs["NX_class"] = "NXdata"
+        counts = data.create_dataset("counts", data=np.arange(12.0).reshape(3, 4))
+        counts.attrs["units"] = "counts"
+        data.create_dataset("two_theta", data=[10.0, 20.0, 30.0]).attrs["units"] = "deg"
+        data.create_dataset("chan", data=[0.0, 1.0, 2.0, 3.0, 4.0])
+        data["errors"] = np.sqrt(np.arange(12.0).reshape(3, 4))
+        if style == "modern-fixed-string":
+            data.attrs["signal"] = np.bytes_(b"counts")
+            data.attrs["axes"] = np.array([b"two_theta", b"chan"])
+        elif style == "modern-vlen-string":
+            data.attrs["signal"] = "counts"
+            data.attrs["axes"] = ["two_theta", "."]
+            data.attrs["chan_indices"] = 1
+        elif style == "old":
+            counts.attrs["signal"] = 1
+            data["two_theta"].attrs["axis"] = 1
+            data["two_theta"].attrs["primary"] = 1
+            data["chan"].attrs["axis"] = 2
+        elif style == "no-axes":
+            data.attrs["signal"] = "counts"
+        file.attrs["default"] = "scan"
+        entry.attrs["default"] = "data"
+
+
+@pytest.mark.parametrize("style", ["modern-fixed-string", "modern-vlen-string", "old", "no-axes"])
+def test_other_facilities_files(tmp_path, style):
+    path = tmp_path / f"{style}.nxs"
+    nexus_by_hand(path, style)
+    read = ub.read(path)
+    assert [d.quantity for d in read] == ["counts", "counts errors", "other"]  # @default first, then file order
+    counts, errors = read[0], read[1]
+    assert np.array_equal(counts.to_ndarray(squeeze=True), np.arange(12.0).reshape(3, 4))
+    assert np.array_equal(errors.to_ndarray(squeeze=True), np.sqrt(np.arange(12.0).reshape(3, 4)))
+    two_theta, chan = counts.pos.dims
+    if style == "no-axes":
+        assert two_theta.values.tolist() == [0, 1, 2] and chan.values.tolist() == [0, 1, 2, 3]
+    else:
+        assert (two_theta.name, two_theta.units, two_theta.values.tolist()) == ("two_theta", "deg", [10.0, 20.0, 30.0])
+        assert chan.values.tolist() == ([0.5, 1.5, 2.5, 3.5] if style != "old" or True else None)  # 5 bin edges → 4 centres
+    assert counts.units == "counts" and counts.metadata["nexus"]["entry_fields"]["title"] == "test scan"
+    spectrum = ub.read(path, spectroscopic=1)[0]
+    assert [d.name for d in spectrum.spec.dims] == [chan.name]
+
+
+def test_histogram_edges_become_centres(tmp_path):
+    path = tmp_path / "edges.nxs"
+    nexus_by_hand(path, "modern-fixed-string")
+    counts = ub.read(path)[0]
+    assert counts.pos.dims[1].values.tolist() == [0.5, 1.5, 2.5, 3.5]
+
+
+@given(dataset=datasets())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_round_trip_is_exact(tmp_path, dataset):
+    (back,) = ub.read(ub.write(dataset, tmp_path / "rt.nxs", overwrite=True))
+    assert back.quantity == dataset.quantity and back.units == dataset.units and back.dtype == dataset.dtype
+    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
+    assert np.asarray(back.data).tobytes() == np.ascontiguousarray(dataset.data).tobytes()
+    assert {k: v for k, v in back.metadata.items() if k != "nexus"} == dataset.metadata
+
+
+def test_dual_file_is_usid_and_nexus(shared_data, tmp_path, usid):
+    nx = need("nexusformat.nexus")
+    source = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5") + ub.read(shared_data / "usid" / "AFM_Force_Curve.h5")
+    out = ub.write(source, tmp_path / "dual.h5", format="nexus", dual=True)
+    report = ub.validate(out)
+    assert report.ok and not report.warnings and len(report.main_datasets) == 5
+    with h5py.File(out, "r") as file:
+        assert all(usid.hdf_utils.check_if_main(main) for main in usid.hdf_utils.get_all_main(file))
+        for group in file["entry"].values():
+            link = group.get("data", getlink=True)
+            assert isinstance(link, h5py.SoftLink) and link.path.startswith("/Measurement_")  # the Main dataset: stored once
+            assert usid.hdf_utils.check_if_main(file[link.path])
+    root = nx.nxload(str(out))
+    assert root.plottable_data.nxsignal.shape == (16384, 1)
+    as_nexus = ub.read(out, format="nexus")
+    as_usid = ub.read(out, format="h5usid")
+    assert len(as_nexus) == len(as_usid) == 5
+    for mine, theirs in zip(sorted(as_nexus, key=lambda d: d.quantity), sorted(source, key=lambda d: d.quantity)):
+        assert mine.pos.same_as(theirs.pos) and np.array_equal(mine.data, theirs.data)
+    result = run("convert", shared_data / "usid" / "AFM_Force_Curve.h5", tmp_path / "cli_dual.h5", "--to", "nexus", "-w", "dual=true")
+    assert result.returncode == 0 and ub.validate(tmp_path / "cli_dual.h5").ok
+
+
+def test_hdf5_without_nxdata(tmp_path):
+    path = tmp_path / "plain.nxs"
+    with h5py.File(path, "w") as file:
+        file["x"] = np.arange(3)
+    with pytest.raises(NotUSIDError, match="no NXdata"):
+        ub.read(path, format="nexus")

@@ -1,0 +1,323 @@
+"""NetCDF and xarray: `to_xarray` / `from_xarray`, .nc files (netCDF4 or h5netcdf), and the xarray engine "usid".
+
+Mapping between xarray and the model:
+
+==================================================  ==========================================
+xarray                                              `Dataset`
+==================================================  ==========================================
+DataArray (N-D), ``name``                           data; ``quantity`` (also attr ``quantity``)
+dims and their coordinates (``units``,              position and spectroscopic dims (names,
+``long_name``)                                      units, values)
+attr ``usid_spectroscopic`` (JSON list, ours)       which dims are spectroscopic. Without it:
+                                                    the last dim when there are three or more,
+                                                    else none; ``spectroscopic=`` overrides
+dim ``position`` + one coordinate per label and     non-grid positions (attr ``usid_non_grid``
+``<label>_index``                                   lists the labels)
+attrs ``units``, ``usid_metadata`` (JSON)           units, metadata; other attrs go to
+                                                    ``metadata["netcdf"]``
+``<name>_real`` / ``<name>_imag`` (``usid_complex``) complex data (netCDF has no complex type)
+one variable per field (``usid_compound``)          compound data, reassembled from the fields
+==================================================  ==========================================
+
+A spectroscopic dim whose name is also a position dim is renamed ``<name>_spectroscopic`` in
+xarray (dims must be unique there) and keeps its name in the coordinate attr ``usid_name``.
+The xarray engine ``usid`` (``xr.open_dataset("file.h5", engine="usid")``) opens h5USID files
+lazily: only the ancillary datasets are read at open, the Main data stays in the file (dask).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from usidbridge import registry
+from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
+from usidbridge.hdf import has_hdf5_signature
+from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, plain
+from usidbridge.registry import Format, Profile
+
+SPECTROSCOPIC = "usid_spectroscopic"
+NON_GRID = "usid_non_grid"
+METADATA = "usid_metadata"
+COMPLEX = "usid_complex"
+COMPOUND = "usid_compound"
+ORIGINAL_NAME = "usid_name"
+POSITION = "position"
+NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
+OURS = {SPECTROSCOPIC, NON_GRID, METADATA, COMPLEX, COMPOUND, "quantity", "units", "long_name"}
+
+
+def _lazy_nd(dataset: Dataset) -> Any:
+    """The N-D data without reading it: numpy views stay views, h5py data becomes dask."""
+    data = dataset.data
+    if not isinstance(data, np.ndarray) and not hasattr(data, "compute"):
+        data = as_dask(data)
+    return data.reshape(dataset.nd_shape if dataset.is_grid else (dataset.pos.size, *_spectral_shape(dataset)))
+
+
+def _spectral_shape(dataset: Dataset) -> tuple[int, ...]:
+    return dataset.spec.shape if dataset.spec.is_grid else (dataset.spec.size,)
+
+
+def _coordinate(dim: Dimension, xarray_name: str) -> Any:
+    import xarray
+
+    attrs = {"units": dim.units, "long_name": dim.name, ORIGINAL_NAME: dim.name}
+    return xarray.Variable((xarray_name,), dim.values, attrs=attrs)
+
+
+def to_xarray(dataset: Dataset) -> Any:
+    """The dataset as an xarray DataArray (lazy for h5py or dask data); dims named by their labels."""
+    import xarray
+
+    if not dataset.spec.is_grid:
+        raise UnsupportedFeatureError(f"{dataset.quantity}: xarray needs a grid of spectroscopic dims; this one changes mid-run (h5usid keeps it)")
+    position_names = [_safe(label) for label in dataset.pos.labels] if dataset.pos.is_grid else [POSITION]
+    spectral_names = [_safe(name) if _safe(name) not in position_names else f"{_safe(name)}_spectroscopic" for name in dataset.spec.labels]
+    coords: dict[str, Any] = {}
+    for dim, name in zip(dataset.spec.dims, spectral_names):
+        coords[name] = _coordinate(dim, name)
+    attrs: dict[str, Any] = {
+        "quantity": dataset.quantity,
+        "long_name": dataset.quantity,
+        "units": dataset.units,
+        SPECTROSCOPIC: json.dumps(spectral_names),
+        METADATA: json.dumps(plain({key: value for key, value in dataset.metadata.items() if key != "netcdf"})),
+    }
+    if dataset.pos.is_grid:
+        for dim, name in zip(dataset.pos.dims, position_names):
+            coords[name] = _coordinate(dim, name)
+    else:
+        names = [_safe(label) for label in dataset.pos.labels]
+        for column, (label, name, unit) in enumerate(zip(dataset.pos.labels, names, dataset.pos.units)):
+            coords[name] = xarray.Variable((POSITION,), dataset.pos.values[:, column], attrs={"units": unit, "long_name": label, ORIGINAL_NAME: label})
+            coords[f"{name}_index"] = xarray.Variable((POSITION,), dataset.pos.indices[:, column])
+        attrs[NON_GRID] = json.dumps(names)
+    return xarray.DataArray(_lazy_nd(dataset), dims=position_names + spectral_names, coords=coords, name=_safe(dataset.quantity), attrs=attrs)
+
+
+def _safe(name: str) -> str:
+    """A netCDF-safe variable or dim name: no '/' (the original is kept in attributes)."""
+    return name.replace("/", "_") or "_"
+
+
+def _dims_of(array: Any) -> list[Dimension]:
+    dims = []
+    for axis, name in enumerate(array.dims):
+        values, units, label = np.arange(array.shape[axis], dtype=np.float64), "", str(name)
+        if name in array.coords and array.coords[name].ndim == 1 and np.dtype(array.coords[name].dtype).kind in "biuf":
+            coordinate = array.coords[name]
+            values, units = np.asarray(coordinate.values, dtype=np.float64), str(coordinate.attrs.get("units", ""))
+            label = str(coordinate.attrs.get(ORIGINAL_NAME, name))
+        dims.append(Dimension(label, units, values))
+    return dims
+
+
+def _spectroscopic_axes(array: Any, override: Sequence[str] | int | None) -> list[int]:
+    names = [str(name) for name in array.dims]
+    if isinstance(override, int):
+        return list(range(len(names) - override, len(names))) if override else []
+    if override is not None:
+        return [axis for axis, name in enumerate(names) if name in override]
+    if SPECTROSCOPIC in array.attrs:
+        chosen = json.loads(array.attrs[SPECTROSCOPIC])
+        return [axis for axis, name in enumerate(names) if name in chosen]
+    return [len(names) - 1] if len(names) >= 3 else []
+
+
+def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None) -> Dataset:
+    """One Dataset from a DataArray (lazy stays lazy); see the module text for the dims rule."""
+    attrs = dict(array.attrs)
+    quantity = str(attrs.get("quantity", attrs.get("long_name", array.name if array.name is not None else "data")))
+    metadata = json.loads(attrs[METADATA]) if METADATA in attrs else {}
+    foreign = {key: plain(value) for key, value in attrs.items() if key not in OURS}
+    if foreign:
+        metadata["netcdf"] = foreign
+    attributes = {"quantity": quantity, "units": str(attrs.get("units", "")), "metadata": metadata, "source": source}
+    data = array.data
+    if NON_GRID in attrs:
+        names = json.loads(attrs[NON_GRID])
+        labels = [str(array.coords[name].attrs.get(ORIGINAL_NAME, name)) for name in names]
+        units = [str(array.coords[name].attrs.get("units", "")) for name in names]
+        pos = Ancillary.from_table(
+            labels, units, np.stack([array.coords[f"{name}_index"].values for name in names], axis=1), np.stack([array.coords[name].values for name in names], axis=1)
+        )
+        spec_dims = _dims_of(array)[1:]
+        spec = Ancillary(spec_dims or [Dimension("arb", "a.u.", [0.0])])
+        return Dataset(data.reshape(pos.size, spec.size), pos, spec, **attributes)
+    if array.ndim == 0:
+        data = data.reshape(1)
+        return Dataset.from_ndarray(data, [Dimension("arb", "a.u.", [0.0])], **attributes)
+    return from_labelled(data, _dims_of(array), _spectroscopic_axes(array, spectroscopic), **attributes)
+
+
+def from_xarray(obj: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None) -> list[Dataset]:
+    """Datasets from a DataArray, or from every data variable (with at least one dim) of an xarray Dataset."""
+    import xarray
+
+    if isinstance(obj, xarray.DataArray):
+        return [from_dataarray(obj, spectroscopic, source)]
+    decoded = _decode(obj)
+    return [from_dataarray(decoded[name], spectroscopic, f"{source}::{name}" if source else str(name)) for name in decoded.data_vars if decoded[name].ndim >= 1]
+
+
+def _encode(dataset: Any) -> Any:
+    """Complex and compound variables as real variables netCDF can store, with the attribute that reverses it."""
+    import xarray
+
+    variables = {}
+    for name, variable in dataset.data_vars.items():
+        dtype = np.dtype(variable.dtype)
+        if dtype.kind == "c":
+            for part in ("real", "imag"):
+                variables[f"{name}_{part}"] = xarray.DataArray(getattr(variable, part), attrs={**variable.attrs, COMPLEX: f"{name}:{part}"})
+        elif dtype.fields:
+            for field in dtype.names:
+                values = variable.data[field] if hasattr(variable.data, "__getitem__") else np.asarray(variable)[field]
+                variables[f"{name}_{field}"] = xarray.DataArray(values, dims=variable.dims, coords=variable.coords, attrs={**variable.attrs, COMPOUND: json.dumps([name, field, dtype.descr])})
+        else:
+            variables[name] = variable
+    return xarray.Dataset(variables, attrs=dataset.attrs)
+
+
+def _decode(dataset: Any) -> Any:
+    """The inverse of `_encode`."""
+    import xarray
+
+    variables: dict[str, Any] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    fields: dict[str, tuple[list, dict[str, Any], Any]] = {}
+    for name, variable in dataset.data_vars.items():
+        if COMPLEX in variable.attrs:
+            target, part = str(variable.attrs[COMPLEX]).rsplit(":", 1)
+            parts.setdefault(target, {})[part] = variable
+        elif COMPOUND in variable.attrs:
+            target, field, descr = json.loads(variable.attrs[COMPOUND])
+            fields.setdefault(target, ([tuple(item) for item in descr], {}, variable))[1][field] = variable
+        else:
+            variables[name] = variable
+    for target, pair in parts.items():
+        attrs = {key: value for key, value in pair["real"].attrs.items() if key != COMPLEX}
+        variables[target] = xarray.DataArray(pair["real"].data + 1j * pair["imag"].data, dims=pair["real"].dims, coords=pair["real"].coords, attrs=attrs)
+    for target, (descr, members, first) in fields.items():
+        dtype = np.dtype([(name, np.dtype(kind)) for name, kind in descr])
+        combined = np.empty(first.shape, dtype=dtype)
+        for field in dtype.names:
+            combined[field] = np.asarray(members[field])
+        attrs = {key: value for key, value in first.attrs.items() if key != COMPOUND}
+        variables[target] = xarray.DataArray(combined, dims=first.dims, coords=first.coords, attrs=attrs)
+    return xarray.Dataset(variables, attrs=dataset.attrs)
+
+
+def to_xarray_dataset(datasets: Sequence[Dataset]) -> Any:
+    """Several datasets as one xarray Dataset; dims whose coordinates disagree get a suffix per variable."""
+    import xarray
+
+    arrays, taken = [], set()
+    for dataset in datasets:
+        array = to_xarray(dataset)
+        name = str(array.name)
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        arrays.append(array.rename(name))
+    combined = xarray.Dataset()
+    for number, array in enumerate(arrays):
+        clashes = {dim: f"{dim}_{number}" for dim in array.dims if dim in combined.dims and not (dim in combined.coords and dim in array.coords and combined[dim].equals(array[dim]))}
+        for coord in list(array.coords):
+            if coord not in array.dims and coord in combined.coords and not combined[coord].equals(array[coord]):
+                clashes.setdefault(coord, f"{coord}_{number}")
+        if clashes:
+            array = array.rename(clashes)
+        combined[array.name] = array
+    return combined
+
+
+def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4") -> None:
+    if engine not in ("netcdf4", "h5netcdf"):
+        raise UnsupportedFeatureError(f"unknown netCDF engine {engine!r}; use netcdf4 or h5netcdf")
+    _encode(to_xarray_dataset(datasets)).to_netcdf(path, engine=engine)
+
+
+def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
+    import xarray
+
+    try:
+        with silenced("h5py"):
+            opened = xarray.open_dataset(path, engine=engine, chunks={} if lazy else None)
+    except Exception as error:
+        raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
+    if not lazy:
+        opened = opened.load()
+        opened.close()
+    datasets = from_xarray(opened, spectroscopic, source=str(path))
+    if not datasets:
+        raise UnreadableFileError("no data variable with a dimension in this netCDF file", path)
+    return datasets
+
+
+class NetcdfFormat(Format):
+    name = "netcdf"
+    description = "NetCDF 3/4 through xarray (netCDF4, h5netcdf)"
+    extensions = (".nc", ".nc4", ".cdf", ".netcdf")
+    dependency = "xarray"
+    extra = "netcdf"
+    profile = Profile(complex="encodes", compound="encodes", non_grid="encodes", nested_metadata="encodes")
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        if head[:4] in NETCDF3_MAGIC:
+            return 2
+        if not has_hdf5_signature(head):
+            return 0
+        import h5py
+
+        with h5py.File(path, "r") as file:
+            return 2 if "_NCProperties" in file.attrs else 0
+
+    def read(self, path: Path, *, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None, **options: Any) -> list[Dataset]:
+        return read_file(path, lazy=lazy, engine=engine, spectroscopic=spectroscopic)
+
+    def write(self, datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4", **options: Any) -> None:
+        write_file(datasets, path, engine=engine)
+
+
+FORMAT = NetcdfFormat()
+
+
+def _backend_class() -> type:
+    """The xarray backend, built on first use so that importing this module does not import xarray."""
+    from xarray.backends import BackendEntrypoint
+
+    class UsidBackendEntrypoint(BackendEntrypoint):
+        """``xr.open_dataset(path, engine="usid")``: h5USID files as xarray, lazily (ancillaries read at open)."""
+
+        description = "Open h5USID (pyUSID, pycroscopy) files with their N-D dims, lazily"
+        url = "https://github.com/pycroscopy/pyUSID"
+        open_dataset_parameters = ("filename_or_obj", "drop_variables", "dataset")
+
+        def open_dataset(self, filename_or_obj: Any, *, drop_variables: Any = None, dataset: str | None = None) -> Any:
+            from usidbridge.api import read
+
+            opened = to_xarray_dataset(read(filename_or_obj, "h5usid", lazy=True, dataset=dataset))
+            return opened.drop_vars(drop_variables, errors="ignore") if drop_variables else opened
+
+        def guess_can_open(self, filename_or_obj: Any) -> bool:
+            try:
+                path = Path(filename_or_obj)
+                with open(path, "rb") as handle:
+                    head = handle.read(4096)
+                return registry.get("h5usid").sniff(head, path) == 2
+            except (OSError, TypeError, ValueError):
+                return False
+
+    return UsidBackendEntrypoint
+
+
+def __getattr__(name: str) -> Any:
+    if name == "UsidBackendEntrypoint":
+        return _backend_class()
+    raise AttributeError(name)

@@ -142,11 +142,12 @@ def from_hyperspy(signal: Any) -> Dataset:
     data = signal.data
     if not dims:
         return Dataset.from_ndarray(np.reshape(data, 1), [Dimension("arb", "a.u.", [0.0])], **attributes)
-    dataset = from_labelled(data, dims, spectroscopic, **attributes)
     placeholder = ours.get("placeholder")
-    if placeholder and not spectroscopic:
+    if placeholder:  # written by `signal_dict` from an image or line: every axis is a position
+        dataset = from_labelled(data, dims, [], **attributes)
         dataset.spec = Ancillary([Dimension(placeholder["name"], placeholder["units"], [placeholder["value"]])])
-    return dataset
+        return dataset
+    return from_labelled(data, dims, spectroscopic, **attributes)
 
 
 def file_reader(filename: str, lazy: bool = False, **kwds: Any) -> list[dict[str, Any]]:

@@ -202,7 +202,10 @@ def _decode(dataset: Any) -> Any:
             variables[name] = variable
     for target, pair in parts.items():
         attrs = {key: value for key, value in pair["real"].attrs.items() if key != COMPLEX}
-        variables[target] = xarray.DataArray(pair["real"].data + 1j * pair["imag"].data, dims=pair["real"].dims, coords=pair["real"].coords, attrs=attrs)
+        real, imag = np.asarray(pair["real"].data), np.asarray(pair["imag"].data)
+        combined = np.empty(real.shape, dtype=np.result_type(real.dtype, np.complex64))
+        combined.real, combined.imag = real, imag  # bitwise: real + 1j * imag turns inf into nan
+        variables[target] = xarray.DataArray(combined, dims=pair["real"].dims, coords=pair["real"].coords, attrs=attrs)
     for target, (descr, members, first) in fields.items():
         dtype = np.dtype([(name, np.dtype(kind)) for name, kind in descr])
         combined = np.empty(first.shape, dtype=dtype)
@@ -221,7 +224,7 @@ def to_xarray_dataset(datasets: Sequence[Dataset]) -> Any:
     for dataset in datasets:
         array = to_xarray(dataset)
         name = str(array.name)
-        while name in taken:
+        while name in taken or name in array.dims or name in array.coords:
             name += "_"
         taken.add(name)
         arrays.append(array.rename(name))

@@ -1,0 +1,112 @@
+"""HyperSpy: navigation/signal split against RosettaSciIO, hs.load with our module, .hspy files, lazy signals."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import usidbridge as ub
+from usidbridge.converters import hyperspy as hyperspy_converter
+
+from conftest import need
+from strategies import dimensions
+
+
+@pytest.fixture(scope="module")
+def hs():
+    return need("hyperspy.api")
+
+
+def as_list(signals):
+    return signals if isinstance(signals, list) else [signals]
+
+
+@pytest.mark.parametrize("name", ["AFM_Force_Curve.h5", "SingFreqPFM_0003.h5", "simulated_STEM_Image.h5"])
+def test_real_files_split_navigation_and_signal(hs, shared_data, name):
+    path = shared_data / "usid" / name
+    ours = as_list(hs.load(path, file_format=hyperspy_converter))
+    theirs = as_list(hs.load(path, file_format="USID"))
+    datasets = ub.read(path)
+    assert len(ours) == len(theirs) == len(datasets)
+    for signal, peer, dataset in zip(ours, theirs, datasets):
+        # RosettaSciIO follows the file's column order (its image of a fastest-first file is transposed) and drops size-1 dims
+        peer_names = [axis.name for axis in peer.axes_manager._axes if axis.size > 1]
+        our_names = [axis.name for axis in signal.axes_manager._axes if axis.size > 1]
+        peer_data = np.asarray(peer.data).squeeze()
+        assert np.array_equal(np.asarray(signal.data).squeeze(), peer_data.transpose([peer_names.index(name) for name in our_names]))
+        placeholder = dataset.spec.size == 1
+        navigation = [axis.name for axis in signal.axes_manager.navigation_axes[::-1]]
+        signal_axes = [axis.name for axis in signal.axes_manager.signal_axes[::-1]]
+        if placeholder:  # an image: the pixels are the signal, nothing to navigate
+            assert navigation == [] and signal_axes == list(dataset.pos.labels)
+        else:
+            assert navigation == list(dataset.pos.labels) and signal_axes == list(dataset.spec.labels)
+        assert peer.axes_manager.navigation_dimension == 0  # RosettaSciIO's own reader puts every dim in the signal
+        assert signal.metadata.General.title == dataset.quantity
+        assert signal.metadata.Signal.quantity == f"{dataset.quantity} ({dataset.units})"
+
+
+@given(dims=dimensions(4, max_size=3), split=st.integers(0, 4), data=st.data())
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_generated_datasets_round_trip(hs, dims, split, data):
+    count = data.draw(st.integers(1, 4))
+    dims = dims[:count]
+    split = min(split, count)
+    array = np.random.default_rng(0).normal(size=[dim.size for dim in dims])
+    dataset = ub.Dataset.from_ndarray(array, dims[:split], dims[split:], quantity="Current", units="nA")
+    signal = hyperspy_converter.to_hyperspy(dataset)
+    if not (len(dataset.spec.dims) == 1 and dataset.spec.dims[0].size == 1):  # else an image: no navigation
+        assert [axis.name for axis in signal.axes_manager._axes if axis.navigate] == list(dataset.pos.labels)
+    back = hyperspy_converter.from_hyperspy(signal)
+    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
+    assert np.array_equal(back.to_ndarray(), dataset.to_ndarray())
+    assert (back.quantity, back.units) == ("Current", "nA")
+
+
+def test_non_uniform_axes_are_non_uniform(hs):
+    energy = ub.Dimension("Energy", "eV", [1.0, 2.0, 4.0, 8.0])
+    dataset = ub.Dataset.from_ndarray(np.arange(12.0).reshape(3, 4), [ub.Dimension("X", "nm", 3)], [energy], quantity="I", units="")
+    signal = hyperspy_converter.to_hyperspy(dataset)
+    axis = signal.axes_manager.signal_axes[0]
+    assert not axis.is_uniform and axis.axis.tolist() == [1.0, 2.0, 4.0, 8.0]
+    assert hyperspy_converter.from_hyperspy(signal).spec.dims[0] == energy
+
+
+def test_hspy_files_saved_by_hyperspy_convert_and_back(hs, tmp_path):
+    data = np.random.default_rng(2).normal(size=(3, 4, 16)).astype(np.float32)
+    signal = hs.signals.Signal1D(data)
+    signal.axes_manager[0].name, signal.axes_manager[0].units, signal.axes_manager[0].scale = "x", "nm", 2.0
+    signal.axes_manager[1].name, signal.axes_manager[1].units = "y", "nm"
+    signal.axes_manager[-1].name, signal.axes_manager[-1].units, signal.axes_manager[-1].offset = "Energy", "keV", 0.5
+    signal.metadata.General.title = "EDS map"
+    signal.original_metadata.add_dictionary({"detector": {"gain": 1.5}})
+    signal.save(tmp_path / "map.hspy")
+    h5 = ub.convert(tmp_path / "map.hspy", tmp_path / "map.h5")
+    assert ub.validate(h5).ok
+    (dataset,) = ub.read(h5)
+    assert dataset.pos.labels == ("y", "x") and dataset.spec.labels == ("Energy",) and dataset.quantity == "EDS map"
+    assert dataset.metadata["detector"] == {"gain": 1.5}
+    back = ub.convert(h5, tmp_path / "again.hspy")
+    reloaded = hs.load(back)
+    assert np.array_equal(reloaded.data, data) and reloaded.metadata.General.title == "EDS map"
+    for mine, theirs in zip(reloaded.axes_manager._axes, signal.axes_manager._axes):
+        assert (mine.name, mine.units, mine.navigate, mine.size) == (theirs.name, theirs.units, theirs.navigate, theirs.size)
+        assert np.allclose(mine.axis, theirs.axis)
+    assert reloaded.original_metadata.detector.gain == 1.5
+
+
+def test_lazy_in_lazy_out(hs, shared_data):
+    (signal,) = as_list(hs.load(shared_data / "usid" / "AFM_Force_Curve.h5", file_format=hyperspy_converter, lazy=True))
+    assert signal._lazy
+    dataset = hyperspy_converter.from_hyperspy(signal)
+    assert hasattr(dataset.data, "compute")
+    assert np.array_equal(np.asarray(dataset.data), ub.read(shared_data / "usid" / "AFM_Force_Curve.h5")[0].data)
+
+
+def test_compound_gives_one_signal_per_field(hs):
+    data = np.zeros((2, 3), [("amplitude", "f4"), ("phase", "f4")])
+    data["phase"] = 1.0
+    dataset = ub.Dataset.from_ndarray(data, [ub.Dimension("Y", "", 2), ub.Dimension("X", "", 3)], quantity="Fit", units="")
+    signals = hyperspy_converter.to_hyperspy(dataset)
+    assert [signal.metadata.General.title for signal in signals] == ["Fit amplitude", "Fit phase"]
+    assert signals[1].data.tolist() == [[1.0] * 3] * 2

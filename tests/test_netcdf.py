@@ -1,0 +1,133 @@
+"""NetCDF / xarray: files written by xarray and netCDF4 themselves, our files in plain xarray, the 'usid' engine."""
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import usidbridge as ub
+from usidbridge.converters import netcdf
+
+from conftest import need
+from strategies import datasets
+
+
+@pytest.fixture(scope="module")
+def xr():
+    return need("xarray")
+
+
+def plain(value):
+    return ub.model.plain(value)
+
+
+def test_plain_xarray_file_converts_to_h5usid_and_back(xr, tmp_path):
+    data = np.random.default_rng(0).normal(size=(3, 4, 5)).astype(np.float32)
+    array = xr.DataArray(
+        data,
+        dims=("y", "x", "energy"),
+        coords={"y": ("y", [0.0, 0.5, 1.0], {"units": "um"}), "x": ("x", np.arange(4) * 0.25, {"units": "um"}), "energy": ("energy", [1.0, 1.5, 2.5, 4.0, 8.0], {"units": "keV"})},
+        name="counts",
+        attrs={"units": "counts", "long_name": "Fluorescence counts", "beamline": "ID21"},
+    )
+    xr.Dataset({"counts": array, "scalar": ((), 3.0)}).to_netcdf(tmp_path / "plain.nc")
+    (dataset,) = ub.read(tmp_path / "plain.nc")
+    assert [d.name for d in dataset.pos.dims] == ["y", "x"] and [d.name for d in dataset.spec.dims] == ["energy"]  # the documented rule
+    assert dataset.quantity == "Fluorescence counts" and dataset.units == "counts" and dataset.spec.dims[0].units == "keV"
+    assert dataset.metadata["netcdf"] == {"beamline": "ID21"}
+    h5 = ub.convert(tmp_path / "plain.nc", tmp_path / "plain.h5")
+    assert ub.validate(h5).ok
+    back = ub.convert(h5, tmp_path / "again.nc")
+    reopened = xr.open_dataset(back)
+    variable = reopened[list(reopened.data_vars)[0]]
+    assert np.array_equal(variable.values, data) and variable.dims == ("y", "x", "energy")
+    assert reopened["energy"].attrs["units"] == "keV" and np.array_equal(reopened["energy"].values, [1.0, 1.5, 2.5, 4.0, 8.0])
+    (images,) = ub.read(tmp_path / "plain.nc", spectroscopic=0)
+    assert images.spec.labels == ("arb",) and images.pos.labels == ("y", "x", "energy")
+
+
+def test_netcdf4_library_file(tmp_path):
+    netCDF4 = need("netCDF4")
+    path = tmp_path / "station.nc"
+    with netCDF4.Dataset(path, "w") as file:
+        file.createDimension("time", 6)
+        file.createDimension("depth", 2)
+        time = file.createVariable("time", "f8", ("time",))
+        time[:] = np.arange(6) * 600.0
+        time.units = "s"
+        temperature = file.createVariable("temperature", "f4", ("time", "depth"))
+        temperature[:] = np.arange(12, dtype=np.float32).reshape(6, 2)
+        temperature.units = "degC"
+    (dataset,) = ub.read(path)
+    assert dataset.pos.labels == ("time", "depth") and dataset.pos.dims[0].units == "s" and dataset.units == "degC"
+    out = ub.convert(path, tmp_path / "station.h5")
+    again = ub.read(ub.convert(out, tmp_path / "station_again.nc"))[0]
+    assert np.array_equal(again.to_ndarray(), np.arange(12, dtype=np.float32).reshape(6, 2, 1))
+    assert again.pos.same_as(dataset.pos)
+
+
+@pytest.mark.parametrize("engine", ["netcdf4", "h5netcdf"])
+def test_our_files_in_plain_xarray(xr, shared_data, tmp_path, engine):
+    source = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5")
+    out = ub.write(source, tmp_path / f"pfm_{engine}.nc", engine=engine)
+    opened = xr.open_dataset(out, engine=engine)
+    assert list(opened.data_vars) == ["HeightRetrace", "AmplitudeRetrace", "DeflectionRetrace", "PhaseRetrace"]
+    assert opened["X"].attrs["units"] == "m" and np.allclose(opened["X"].values, source[0].pos.dims[1].values)
+    assert opened["HeightRetrace"].attrs["units"] == "m"
+    back = ub.read(out, lazy=True)
+    assert hasattr(back[0].data, "compute")  # lazy: dask chunks
+    for mine, theirs in zip(back, source):
+        assert mine.pos.same_as(theirs.pos) and mine.spec.same_as(theirs.spec) and np.array_equal(np.asarray(mine.data), theirs.data)
+        assert mine.metadata == plain(theirs.metadata)
+
+
+def test_complex_compound_and_non_grid_are_encoded(tmp_path):
+    dims = [ub.Dimension("Y", "nm", 2), ub.Dimension("X", "nm", 3)]
+    complex_data = ub.Dataset.from_ndarray(np.arange(6).reshape(2, 3) * (1 + 2j), dims, quantity="Response", units="V")
+    compound = ub.Dataset.from_ndarray(np.zeros((2, 3), [("amp", "f4"), ("phase", "f4")]), dims, quantity="Fit", units="")
+    compound.data["amp"] = np.arange(6).reshape(6, 1)
+    indices = np.array([[0, 0], [1, 0], [0, 1]], np.uint32)
+    sparse = ub.Dataset(np.arange(3.0).reshape(3, 1), ub.Ancillary.from_table(["x", "y"], ["m", "m"], indices, indices * 2.0), ub.Ancillary([ub.Dimension("arb", "a.u.", [0.0])]), quantity="Sparse", units="A")
+    out = ub.write([complex_data, compound, sparse], tmp_path / "encoded.nc")
+    read = {dataset.quantity: dataset for dataset in ub.read(out)}
+    assert np.array_equal(read["Response"].data, complex_data.data) and read["Response"].dtype.kind == "c"
+    assert read["Fit"].dtype.names == ("amp", "phase") and np.array_equal(read["Fit"].data["amp"], compound.data["amp"])
+    assert not read["Sparse"].pos.is_grid and read["Sparse"].pos.same_as(sparse.pos)
+
+
+@given(dataset=datasets())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_round_trip(tmp_path, dataset):
+    (back,) = ub.read(ub.write(dataset, tmp_path / "rt.nc", overwrite=True))
+    assert back.quantity == dataset.quantity and back.units == dataset.units and back.dtype == dataset.dtype
+    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
+    assert np.asarray(back.data).tobytes() == np.ascontiguousarray(dataset.data).tobytes()
+    assert back.metadata == plain(dataset.metadata)
+
+
+def test_xarray_engine_opens_h5usid_lazily(xr, shared_data, monkeypatch):
+    reads = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        reads.append(self.name)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    opened = xr.open_dataset(shared_data / "usid" / "SingFreqPFM_0003.h5", engine="usid")
+    assert not any(name.endswith("Raw_Data") for name in reads)  # only ancillaries read at open
+    assert list(opened.data_vars) == ["HeightRetrace", "AmplitudeRetrace", "DeflectionRetrace", "PhaseRetrace"]
+    assert opened["HeightRetrace"].dims == ("Y", "X", "arb") and opened["X"].attrs["units"] == "m"
+    expected = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5")[0].to_ndarray()
+    assert np.array_equal(opened["HeightRetrace"].values, expected)
+    force = xr.open_dataarray(shared_data / "usid" / "AFM_Force_Curve.h5", engine="usid")
+    assert force.dims == ("X", "Z") and force.attrs["quantity"] == "Deflection"
+
+
+def test_to_and_from_xarray_in_memory(xr):
+    dims = [ub.Dimension("Y", "nm", 2), ub.Dimension("Y", "V", [0.0, 1.0, 3.0])]
+    dataset = ub.Dataset.from_ndarray(np.arange(6.0).reshape(2, 3), dims[:1], dims[1:], quantity="dI/dV", units="S")
+    array = netcdf.to_xarray(dataset)
+    assert array.dims == ("Y", "Y_spectroscopic") and array.name == "dI_dV"
+    (back,) = netcdf.from_xarray(array)
+    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec) and back.quantity == "dI/dV"

@@ -76,8 +76,9 @@ def to_xarray(dataset: Dataset) -> Any:
 
     if not dataset.spec.is_grid:
         raise UnsupportedFeatureError(f"{dataset.quantity}: xarray needs a grid of spectroscopic dims; this one changes mid-run (h5usid keeps it)")
-    position_names = [_safe(label) for label in dataset.pos.labels] if dataset.pos.is_grid else [POSITION]
-    spectral_names = [_safe(name) if _safe(name) not in position_names else f"{_safe(name)}_spectroscopic" for name in dataset.spec.labels]
+    taken: set[str] = set()
+    position_names = _unique([_safe(label) for label in dataset.pos.labels], taken) if dataset.pos.is_grid else _unique([POSITION], taken)
+    spectral_names = _unique([_safe(label) if _safe(label) not in taken else f"{_safe(label)}_spectroscopic" for label in dataset.spec.labels], taken)
     coords: dict[str, Any] = {}
     for dim, name in zip(dataset.spec.dims, spectral_names):
         coords[name] = _coordinate(dim, name)
@@ -92,7 +93,7 @@ def to_xarray(dataset: Dataset) -> Any:
         for dim, name in zip(dataset.pos.dims, position_names):
             coords[name] = _coordinate(dim, name)
     else:
-        names = [_safe(label) for label in dataset.pos.labels]
+        names = _unique([_safe(label) for label in dataset.pos.labels], taken)
         for column, (label, name, unit) in enumerate(zip(dataset.pos.labels, names, dataset.pos.units)):
             coords[name] = xarray.Variable((POSITION,), dataset.pos.values[:, column], attrs={"units": unit, "long_name": label, ORIGINAL_NAME: label})
             coords[f"{name}_index"] = xarray.Variable((POSITION,), dataset.pos.indices[:, column])
@@ -100,9 +101,27 @@ def to_xarray(dataset: Dataset) -> Any:
     return xarray.DataArray(_lazy_nd(dataset), dims=position_names + spectral_names, coords=coords, name=_safe(dataset.quantity), attrs=attrs)
 
 
+def _unique(names: list[str], taken: set[str]) -> list[str]:
+    """`names` made distinct from each other and from `taken` (which they join) by trailing underscores."""
+    result = []
+    for name in names:
+        while name in taken or f"{name}_index" in taken:
+            name += "_"
+        taken.update((name, f"{name}_index"))
+        result.append(name)
+    return result
+
+
 def _safe(name: str) -> str:
-    """A netCDF-safe variable or dim name: no '/' (the original is kept in attributes)."""
-    return name.replace("/", "_") or "_"
+    """A netCDF-legal variable or dim name (the original is kept in attributes).
+
+    netCDF names cannot hold '/' or control characters and start with a letter, an underscore or a
+    multi-byte character; CF lists coordinates separated by spaces, so white space goes too.
+    """
+    safe = "".join("_" if character == "/" or character.isspace() or ord(character) < 32 else character for character in name)
+    if not safe or not (safe[0].isalpha() or safe[0] == "_" or ord(safe[0]) > 127):
+        safe = "_" + safe
+    return safe
 
 
 def _dims_of(array: Any) -> list[Dimension]:

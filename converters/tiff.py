@@ -42,6 +42,7 @@ DESCRIPTION_KEY = "usidbridge"
 IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
 IMAGEJ_FRAME_AXES = ("Z", "TZ", "TZC")
 BIGTIFF_BYTES = 2**31
+RESOLUTION_RANGE = (1e-4, 1e9)  # pixels per unit a 32-bit TIFF rational holds; beyond it only our description keeps the scale
 UNITS = {"micron": "µm", "um": "µm", "\\u00B5m": "µm", "pixel": "", "pixels": ""}
 FRAME_AXES = {"T": ("Time", "s"), "Z": ("Z", None), "C": ("Channel", ""), "I": ("Frame", ""), "Q": ("Frame", "")}
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -129,7 +130,7 @@ def _imagej_metadata(dims: Sequence[Dimension], frame_axes: str) -> tuple[dict[s
     y, x = dims[-2], dims[-1]
     metadata: dict[str, Any] = {"axes": frame_axes + "YX"}
     resolution = None
-    if y.is_uniform and x.is_uniform and y.scale > 0 and x.scale > 0:
+    if y.is_uniform and x.is_uniform and all(dim.scale > 0 and RESOLUTION_RANGE[0] <= 1 / dim.scale <= RESOLUTION_RANGE[1] for dim in (y, x)):
         resolution = (1 / x.scale, 1 / y.scale)
         if x.units and x.units == y.units:
             metadata["unit"] = "micron" if x.units in ("µm", "um") else x.units

@@ -9,8 +9,8 @@ NeXus                                              `Dataset`
 ``@axes`` + ``AXISNAME_indices`` (or ``axis=n``)   one dim per axis: name, ``units``, values; "."
                                                    or a missing axis → index values 0, 1, 2, ...
 ``@usidbridge_spectroscopic`` (ours)               which dims are spectroscopic; else
-``@interpretation`` spectrum / image               the last one / two axes (when others remain);
-                                                   else every dim is a position. ``spectroscopic=``
+``@interpretation`` spectrum / image, on the       the last one / two axes (when others remain);
+signal (NeXus) or the group (HyperSpy)             else every dim is a position. ``spectroscopic=``
                                                    (names or a count of trailing axes) overrides
 ``errors`` / ``<signal>_errors``                   a second Dataset, quantity "<quantity> errors"
 ``@default`` on the root and NXentry               the order of the datasets (the default first)
@@ -139,7 +139,7 @@ def _dims(group: h5py.Group, axis_names: list[str | None], shape: tuple[int, ...
     return dims
 
 
-def _spectroscopic(group: h5py.Group, dims: list[Dimension], axis_names: list[str | None], override: Sequence[str] | int | None) -> list[int]:
+def _spectroscopic(group: h5py.Group, signal: h5py.Dataset, dims: list[Dimension], axis_names: list[str | None], override: Sequence[str] | int | None) -> list[int]:
     """The numbers of the spectroscopic axes: `override`, else our attribute, else @interpretation, else none."""
     count = len(dims)
     if isinstance(override, int):
@@ -149,7 +149,8 @@ def _spectroscopic(group: h5py.Group, dims: list[Dimension], axis_names: list[st
     ours = string_list_attr(group, SPECTROSCOPIC_ATTR)
     if ours is not None:
         return [axis for axis, name in enumerate(axis_names) if name and name in ours]
-    trailing = {"spectrum": 1, "image": 2}.get(string_attr(group, "interpretation") or "", 0)
+    interpretation = string_attr(signal, "interpretation") or string_attr(group, "interpretation") or ""  # NeXus: on the signal; HyperSpy: on the group
+    trailing = {"spectrum": 1, "image": 2}.get(interpretation, 0)
     return list(range(count - trailing, count)) if 0 < trailing < count else []
 
 
@@ -200,7 +201,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
             continue
         axis_names = _axis_names(group, signal)
         dims = _dims(group, axis_names, signal.shape)
-        spectral_axes = _spectroscopic(group, dims, axis_names, spectroscopic)
+        spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
         results.append(from_labelled(array, _unique_per_side(dims, spectral_axes), spectral_axes, **attributes))
     return results
 

@@ -39,3 +39,27 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def usid():
     return need("pyUSID")
+
+
+def assert_exact_round_trip(back, original, metadata=None) -> None:
+    """Data bitwise, dtype, dims (names, units, values), quantity and units; metadata as given (or equal)."""
+    assert (back.quantity, back.units, back.dtype) == (original.quantity, original.units, original.dtype)
+    assert back.pos.same_as(original.pos) and back.spec.same_as(original.spec)
+    assert np.asarray(back.data).tobytes() == np.ascontiguousarray(original.data).tobytes()
+    assert back.metadata == (original.metadata if metadata is None else metadata)
+
+
+@pytest.fixture
+def h5py_reads(monkeypatch) -> list:
+    """The HDF5 paths of every dataset read through h5py during the test."""
+    import h5py
+
+    reads: list = []
+    original = h5py.Dataset.__getitem__
+
+    def spy(self, key):
+        reads.append(self.name)
+        return original(self, key)
+
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+    return reads

@@ -1,6 +1,5 @@
 """NetCDF / xarray: files written by xarray and netCDF4 themselves, our files in plain xarray, the 'usid' engine."""
 
-import h5py
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -8,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 import usidbridge as ub
 from usidbridge.converters import netcdf
 
-from conftest import need
+from conftest import assert_exact_round_trip, need
 from strategies import datasets
 
 
@@ -99,23 +98,12 @@ def test_complex_compound_and_non_grid_are_encoded(tmp_path):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_round_trip(tmp_path, dataset):
     (back,) = ub.read(ub.write(dataset, tmp_path / "rt.nc", overwrite=True))
-    assert back.quantity == dataset.quantity and back.units == dataset.units and back.dtype == dataset.dtype
-    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
-    assert np.asarray(back.data).tobytes() == np.ascontiguousarray(dataset.data).tobytes()
-    assert back.metadata == plain(dataset.metadata)
+    assert_exact_round_trip(back, dataset, metadata=plain(dataset.metadata))
 
 
-def test_xarray_engine_opens_h5usid_lazily(xr, shared_data, monkeypatch):
-    reads = []
-    original = h5py.Dataset.__getitem__
-
-    def spy(self, key):
-        reads.append(self.name)
-        return original(self, key)
-
-    monkeypatch.setattr(h5py.Dataset, "__getitem__", spy)
+def test_xarray_engine_opens_h5usid_lazily(xr, shared_data, h5py_reads):
     opened = xr.open_dataset(shared_data / "usid" / "SingFreqPFM_0003.h5", engine="usid")
-    assert not any(name.endswith("Raw_Data") for name in reads)  # only ancillaries read at open
+    assert not any(name.endswith("Raw_Data") for name in h5py_reads)  # only ancillaries read at open
     assert list(opened.data_vars) == ["HeightRetrace", "AmplitudeRetrace", "DeflectionRetrace", "PhaseRetrace"]
     assert opened["HeightRetrace"].dims == ("Y", "X", "arb") and opened["X"].attrs["units"] == "m"
     expected = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5")[0].to_ndarray()

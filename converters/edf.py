@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, pixel_dims, stack_to_dataset
+from usidbridge.images import dataset_to_stack, pixel_dims, stack_order, stack_to_dataset
 from usidbridge.model import Dataset, Dimension, as_dask, from_description
 from usidbridge.registry import Format, Profile
 
@@ -211,8 +211,8 @@ def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...]) ->
         "quantity": _unescape(first[f"{USID_PREFIX}quantity"]),
         "units": _unescape(first[f"{USID_PREFIX}units"]),
         "axes": described,
-        "position": _unescape(first[f"{USID_PREFIX}position"]).split("|"),
-        "spectroscopic": _unescape(first[f"{USID_PREFIX}spectroscopic"]).split("|"),
+        "position": [int(axis) for axis in first[f"{USID_PREFIX}position"].split()],
+        "spectroscopic": [int(axis) for axis in first[f"{USID_PREFIX}spectroscopic"].split()],
     }
 
 
@@ -271,6 +271,7 @@ def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[
         if not dim.is_uniform:
             raise UnsupportedFeatureError(f"EDF pixel axes must be uniform; {dim.name} is not (h5usid, nexus and netcdf keep it)")
     frame_dims = dims[:-2]
+    order = np.argsort(stack_order(dataset)).tolist()  # stored axis of each dim, positions then spectroscopic
     common = {key: _header_value(value, key) for key, value in edf.get("header", {}).items()}
     common.update(
         {
@@ -281,8 +282,8 @@ def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[
             f"{USID_PREFIX}frame_sizes": " ".join(str(dim.size) for dim in frame_dims),
             **_pixel_axis(0, y),
             **_pixel_axis(1, x),
-            f"{USID_PREFIX}position": "|".join(_header_value(label, "position") for label in dataset.pos.labels),
-            f"{USID_PREFIX}spectroscopic": "|".join(_header_value(label, "spectroscopic") for label in dataset.spec.labels),
+            f"{USID_PREFIX}position": " ".join(str(axis) for axis in order[: len(dataset.pos.dims)]),
+            f"{USID_PREFIX}spectroscopic": " ".join(str(axis) for axis in order[len(dataset.pos.dims) :]),
         }
     )
     for number, dim in enumerate(dims):
@@ -327,7 +328,7 @@ class EdfFormat(Format):
     description = "EDF and every image format FabIO reads (CBF, MarCCD, ...)"
     extensions = (".edf", ".cbf", ".mccd", ".mar3450", ".mar2300", ".img", ".sfrm", ".kccd", ".edf.gz")
     dependency = "fabio"
-    profile = Profile(complex="refuses", compound="refuses", several_datasets="refuses", non_grid="refuses", non_uniform="encodes", nested_metadata="encodes")
+    profile = Profile(dims="encodes", complex="refuses", compound="refuses", several_datasets="refuses", non_grid="refuses", non_uniform="encodes", nested_metadata="loses")
 
     def sniff(self, head: bytes, path: Path) -> int:
         if head.startswith(CBF_MAGIC):

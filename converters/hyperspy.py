@@ -128,13 +128,14 @@ def from_hyperspy(signal: Any) -> Dataset:
     ours = metadata.pop(ENCODED_KEY, {})
     encoded = ours.get("axis_values", {})
     dims = [Dimension(dim.name, dim.units, encoded[dim.name]) if dim.name in encoded else dim for dim in dims]
-    match = QUANTITY_WITH_UNITS.match(str(metadata.get("Signal", {}).get("quantity", "")))
-    quantity = match["quantity"] if match else _text(metadata.get("General", {}).get("title"), "Intensity")
-    if not quantity:
-        quantity = "Intensity"
+    title = _text(metadata.get("General", {}).get("title"), "")
+    signal_quantity = str(metadata.get("Signal", {}).get("quantity", ""))
+    match = QUANTITY_WITH_UNITS.match(signal_quantity)
+    if signal_quantity == title or not match or (title and match["quantity"] != title):
+        match = None  # "A (B)" is the quantity itself, not "A" in units of "B"
     metadata.get("General", {}).pop("FileIO", None)
     attributes = {
-        "quantity": _text(metadata.get("General", {}).get("title"), quantity),
+        "quantity": title or (match["quantity"] if match else signal_quantity) or "Intensity",
         "units": match["units"] if match else "",
         "metadata": {**signal.original_metadata.as_dictionary(), HYPERSPY_KEY: metadata},
         "source": str(metadata.get("General", {}).get("original_filename", "")) or None,

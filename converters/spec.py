@@ -12,7 +12,8 @@ first ``#L`` column (the scanned motor, or time)  position dim (its measured val
 every other ``#L`` column (counters)              one Dataset each, quantity = its label
                                                   (mesh motor readbacks are kept this way too)
 ``@A`` spectra (``#@CHANN``, ``#@CALIB a b c``)   Dataset positions x channels per MCA, values
-                                                  a + b*ch + c*ch^2 ("Energy"), else "Channel"
+                                                  a + b*ch + c*ch^2 ("Energy"), else "Channel";
+``#@MCA_NAME``, ``#@MCA_UNITS`` (ours)           its quantity and units (else "MCA", counts)
 ``#O`` / ``#P`` motor positions, ``#G #Q #T #M``  ``metadata["spec"]``: motors, geometry, hkl,
 ``#D #C #U``, file header ``#F #E #D #C``         count time, monitor, date, comments, user lines
 ================================================  =============================================
@@ -197,6 +198,10 @@ def parse_scan(path: Path, scan: Scan) -> ParsedScan:
             channels.append([int(float(item)) for item in value.split()])
         elif tag == "@CALIB":
             calibrations.append([float(item) for item in value.split()])
+        elif tag == "@MCA_NAME":  # written by usidbridge: the quantity and units of the @A spectra
+            spec.setdefault("mca_names", []).append(value)
+        elif tag == "@MCA_UNITS":
+            spec.setdefault("mca_units", []).append(value)
     motor_values = [value for index in sorted(positions) for value in positions[index]]
     spec["motors"] = dict(zip(scan.file_header["motor_names"], motor_values))
     spec["file_header"] = {key: value for key, value in scan.file_header.items() if key != "motor_names"}
@@ -286,9 +291,13 @@ def scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
         datasets.append(
             Dataset(parsed.columns[:, column : column + 1], pos, single, quantity=label, units="", metadata=parsed.metadata, source=f"{source}/{label}")
         )
+    names, units = parsed.metadata["spec"].get("mca_names", []), parsed.metadata["spec"].get("mca_units", [])
     for index, spectra in enumerate(parsed.mca):
         spectral = Ancillary([_mca_dimension(parsed, index, spectra.shape[1])])
-        datasets.append(Dataset(spectra, pos, spectral, quantity=f"MCA {index}" if len(parsed.mca) > 1 else "MCA", units="counts", metadata=parsed.metadata, source=f"{source}/MCA {index}"))
+        quantity = names[index] if index < len(names) else f"MCA {index}" if len(parsed.mca) > 1 else "MCA"
+        datasets.append(
+            Dataset(spectra, pos, spectral, quantity=quantity, units=units[index] if index < len(units) else "counts", metadata=parsed.metadata, source=f"{source}/MCA {index}")
+        )
     return datasets
 
 
@@ -309,8 +318,8 @@ def _number_text(value: float) -> str:
 
 
 def _label(text: str) -> str:
-    if "  " in text or not text.strip() or "\n" in text:
-        raise UnsupportedFeatureError(f"SPEC label {text!r}: labels are separated by two spaces and cannot contain two spaces in a row")
+    if "  " in text or text != text.strip() or not text or "\n" in text:
+        raise UnsupportedFeatureError(f"SPEC label {text!r}: labels are separated by two spaces, so they cannot hold two spaces in a row or start or end with one")
     return text
 
 
@@ -387,6 +396,8 @@ def _scan_text(number: int, members: list[Dataset]) -> list[str]:
         calibration = _calibration(dataset, index)
         if calibration:
             lines.append("#@CALIB " + " ".join(repr(value) for value in calibration))
+        lines.append(f"#@MCA_NAME {_label(dataset.quantity)}")
+        lines.append(f"#@MCA_UNITS {dataset.units}")
     data_columns = [np.asarray(column, dtype=np.float64) for column in position_columns] + [_column(dataset) for dataset in columns]
     mca_data = [_values(dataset) for dataset in spectra]
     for row in range(pos.size):
@@ -419,7 +430,7 @@ class SpecFormat(Format):
     name = "spec"
     description = "SPEC text files (certif SPEC, PyMca, silx)"
     extensions = (".spec", ".dat", ".spc")
-    profile = Profile(complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="encodes", exact_floats=True)
+    profile = Profile(dims="loses", units="loses", dtypes="loses", complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="loses")
 
     def sniff(self, head: bytes, path: Path) -> int:
         text = head.decode("latin-1", errors="replace")

@@ -14,18 +14,21 @@ __version__ = "0.1.0"
 from .api import convert, read, write
 from .model import Ancillary, Dataset, Dimension
 from .registry import Format, Profile, formats, register
+from .roundtrip import FidelityReport, roundtrip
 from .rules import validate
 
 __all__ = [
     "Ancillary",
     "Dataset",
     "Dimension",
+    "FidelityReport",
     "Format",
     "Profile",
     "convert",
     "formats",
     "read",
     "register",
+    "roundtrip",
     "validate",
     "write",
     "__version__",

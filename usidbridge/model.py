@@ -571,28 +571,31 @@ def describe(dataset: Dataset, dims: Sequence[Dimension]) -> dict[str, Any]:
     Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
     `from_description` rebuilds the exact Dataset from it.
     """
+    stored = [id(dim) for dim in dims]
     return {
         "name": dataset.name,
         "quantity": dataset.quantity,
         "units": dataset.units,
         "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in dims],
-        "position": list(dataset.pos.labels),
-        "spectroscopic": list(dataset.spec.labels),
+        "position": [stored.index(id(dim)) for dim in dataset.pos.dims],
+        "spectroscopic": [stored.index(id(dim)) for dim in dataset.spec.dims],
         "metadata": plain(dataset.metadata),
     }
 
 
 def from_description(array: Any, description: Mapping[str, Any], **attributes: Any) -> Dataset:
-    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing)."""
-    dims = {axis["name"]: Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]}
-    stored = [axis["name"] for axis in description["axes"]]
-    wanted = list(description["position"]) + list(description["spectroscopic"])
-    array = array.reshape([dims[name].size for name in stored]).transpose([stored.index(name) for name in wanted])
+    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing).
+
+    ``position`` and ``spectroscopic`` list stored axis numbers (names may repeat across the two sides).
+    """
+    dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
+    position, spectral = list(description["position"]), list(description["spectroscopic"])
+    array = array.reshape([dim.size for dim in dims]).transpose(position + spectral)
     attributes.setdefault("metadata", description.get("metadata", {}))
     return Dataset.from_ndarray(
         array,
-        [dims[name] for name in description["position"]],
-        [dims[name] for name in description["spectroscopic"]],
+        [dims[axis] for axis in position],
+        [dims[axis] for axis in spectral],
         name=description.get("name", "Raw_Data"),
         quantity=description["quantity"],
         units=description["units"],

@@ -44,11 +44,17 @@ WAYS_OUT = {
 class Profile:
     """What a format can carry of the USID model; each feature is carried, encoded, refused or lost.
 
+    `dims` covers dim names, units and values; `units` the quantity's units; `dtypes` the exact
+    numeric type; the others say how the format takes the USID features a dataset may use.
+
     `max_dims` bounds the number of dims that vary (size > 1; USID's size-1 placeholders do not
     count; None: no bound). `exact_floats` says whether the
     round trip keeps floats bitwise.
     """
 
+    dims: Support = "carries"
+    units: Support = "carries"
+    dtypes: Support = "carries"
     non_uniform: Support = "carries"
     complex: Support = "carries"
     compound: Support = "carries"

@@ -105,8 +105,14 @@ def to_attribute(value: Any, name: str) -> Any:
     """A plain value as something h5py stores faithfully; refuses what it cannot."""
     if value is None:
         return h5py.Empty("f")
-    if isinstance(value, str) and "\x00" in value or isinstance(value, (list, tuple)) and any(isinstance(item, str) and "\x00" in item for item in value):
-        raise UnsupportedFeatureError(f"metadata {name!r}: HDF5 strings cannot hold NUL characters; remove them or store the value as bytes")
+    texts = [value] if isinstance(value, str) else [item for item in value if isinstance(item, str)] if isinstance(value, (list, tuple)) else []
+    for text in texts:
+        if "\x00" in text:
+            raise UnsupportedFeatureError(f"metadata {name!r}: HDF5 strings cannot hold NUL characters; remove them or store the value as bytes")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise UnsupportedFeatureError(f"metadata {name!r}: the text is not valid Unicode (lone surrogates); HDF5 stores UTF-8") from None
     if isinstance(value, (list, tuple)):
         if value and all(isinstance(item, str) for item in value):
             return np.array([item.encode("utf-8") for item in value])

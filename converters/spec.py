@@ -28,6 +28,7 @@ shortest exact decimal form.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Iterator, Sequence
@@ -314,7 +315,12 @@ def read_file(path: Path, scans: Sequence[str] | None = None) -> list[Dataset]:
 
 
 def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(float(value))
+    """The shortest text that reads back to the same float (integers without a decimal point; -0.0 keeps its sign)."""
+    value = float(value)
+    negative_zero = value == 0 and math.copysign(1.0, value) < 0
+    if value.is_integer() and abs(value) < 1e15 and not negative_zero:
+        return str(int(value))
+    return repr(value)
 
 
 def _label(text: str) -> str:
@@ -430,7 +436,7 @@ class SpecFormat(Format):
     name = "spec"
     description = "SPEC text files (certif SPEC, PyMca, silx)"
     extensions = (".spec", ".dat", ".spc")
-    profile = Profile(dims="loses", units="loses", dtypes="loses", complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="loses")
+    profile = Profile(dims="loses", units="loses", dtypes="loses", complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="loses", exact_floats=False)  # text: NaN payloads become plain nan
 
     def sniff(self, head: bytes, path: Path) -> int:
         text = head.decode("latin-1", errors="replace")

@@ -103,6 +103,8 @@ def read_series(tif: Any, path: Path, index: int, lazy: bool, frames: str) -> Da
         description = json.loads(imagej["Info"]).get(DESCRIPTION_KEY)
     elif tif.is_shaped and tif.shaped_metadata and index < len(tif.shaped_metadata):
         description = tif.shaped_metadata[index].get(DESCRIPTION_KEY)
+        if isinstance(description, str):
+            description = json.loads(description)
     array = _array(tif, path, index, lazy)
     axes = series.axes
     source = f"{path}::series{index}"
@@ -132,8 +134,9 @@ def _imagej_metadata(dims: Sequence[Dimension], frame_axes: str) -> tuple[dict[s
     resolution = None
     if y.is_uniform and x.is_uniform and all(dim.scale > 0 and RESOLUTION_RANGE[0] <= 1 / dim.scale <= RESOLUTION_RANGE[1] for dim in (y, x)):
         resolution = (1 / x.scale, 1 / y.scale)
-        if x.units and x.units == y.units:
-            metadata["unit"] = "micron" if x.units in ("µm", "um") else x.units
+        unit = "micron" if x.units in ("µm", "um") else x.units
+        if unit and x.units == y.units and unit.isascii():  # ImageJ's description is ASCII; our description keeps any unit
+            metadata["unit"] = unit
     frame_dims = [dim for dim in dims[:-2] if dim.size > 1]
     if "Z" in frame_axes:
         z = frame_dims[frame_axes.index("Z")]
@@ -172,7 +175,7 @@ def write_dataset(dataset: Dataset, path: Path) -> None:
         tifffile.imwrite(path, stack, imagej=True, resolution=resolution, metadata=metadata, **options)
     else:
         _, resolution = _imagej_metadata(dims, "")
-        tifffile.imwrite(path, stack, resolution=resolution, metadata={DESCRIPTION_KEY: description}, **options)
+        tifffile.imwrite(path, stack, resolution=resolution, metadata={DESCRIPTION_KEY: json.dumps(description)}, **options)  # escaped: the tag is ASCII
 
 
 class TiffFormat(Format):

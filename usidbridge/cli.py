@@ -274,6 +274,17 @@ def fidelity_table(reports: list, title: str, features: tuple[str, ...]) -> Tabl
     return table
 
 
+@cli.command("preview")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Picture to write (default: FILE's name with .png, here).")
+def preview_command(file: Path, out: Path | None) -> None:
+    """Draw each Main dataset of FILE: an image, a line, or a map with its mean spectrum."""
+    from .preview import preview
+
+    written = preview(api.read(file, lazy=True), out or Path(file.name).with_suffix(".png"))
+    click.echo(f"wrote {written}")
+
+
 @cli.command("formats")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
 def formats_command(as_json: bool) -> None:

@@ -85,9 +85,13 @@ def test_debug_shows_the_traceback(tmp_path):
     assert result.returncode != 0 and "Traceback" in result.stderr
 
 
-def test_demo_converts_and_validates_the_fixtures(tmp_path):
+def test_demo_converts_validates_previews_exports_and_round_trips(tmp_path):
     result = run("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stdout + result.stderr
-    written = sorted(path.name for path in (tmp_path / "demo").iterdir())
-    inputs = sorted(path.stem + ".h5" for path in FIXTURES.iterdir() if path.suffix not in (".py", ".md"))
-    assert written == inputs
+    out = tmp_path / "demo"
+    stems = sorted(path.stem for path in FIXTURES.iterdir() if path.suffix not in (".py", ".md"))
+    assert sorted(path.stem for path in out.glob("*.h5")) == stems and sorted(path.stem for path in out.glob("*.png")) == stems
+    for stem in stems:
+        exported = {path.suffix for path in (out / "exports" / stem).iterdir()}
+        assert {".h5", ".nxs", ".nc", ".hspy"} <= exported
+    assert "fidelity of" in result.stdout and "nexus" in result.stdout and "!" not in result.stdout

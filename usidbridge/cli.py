@@ -318,29 +318,15 @@ def formats_command(as_json: bool) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"), show_default=True, help="Folder for the outputs.")
 @click.option("--fixtures", type=click.Path(exists=True, file_okay=False, path_type=Path), default=FIXTURES, show_default=True, help="Folder of input files.")
 def demo(out: Path, fixtures: Path) -> None:
-    """Convert every file in the fixtures folder to h5USID and validate the results."""
-    inputs = sorted(path for path in fixtures.iterdir() if path.is_file() and path.suffix not in (".py", ".md"))
-    if not inputs:
-        raise UsidBridgeError("no input files in the fixtures folder", fixtures)
-    out.mkdir(parents=True, exist_ok=True)
-    table = Table(title=f"usidbridge demo: {len(inputs)} fixture(s) → h5USID in {out}", title_justify="left")
-    for column in ("input", "format", "datasets", "output", "USID rules"):
-        table.add_column(column)
-    failures = 0
-    for path in inputs:
-        try:
-            format = registry.detect(path)
-            datasets = api.read(path, format.name, lazy=True)
-            target = api.write(datasets, out / f"{path.stem}.h5", "h5usid", overwrite=True)
-            report = validate(target)
-            verdict = f"[green]compliant[/], {len(report.warnings)} warning(s)" if report.ok else f"[red]{len(report.errors)} error(s)[/]"
-            failures += not report.ok
-            table.add_row(path.name, format.name, str(len(datasets)), str(target), verdict)
-        except UsidBridgeError as error:
-            failures += 1
-            table.add_row(path.name, "?", "", "", f"[red]{error.message}[/]")
-    console.print(table)
-    sys.exit(1 if failures else 0)
+    """Convert every fixture to h5USID, validate, preview, export to every format and round-trip it."""
+    from .demo import run
+
+    result = run(fixtures, out)
+    console.print(result.conversions)
+    console.print(result.fidelity)
+    for failure in result.failures:
+        errors.print(f"usidbridge: demo: {failure}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(1 if result.failures else 0)
 
 
 def main() -> None:

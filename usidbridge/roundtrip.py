@@ -9,6 +9,7 @@ encoding the format's profile declares), **refused** (the writer said no, with t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -114,11 +115,11 @@ def _compare(original: Dataset, back: Dataset, profile: registry.Profile) -> dic
     return results
 
 
-def roundtrip_one(dataset: Dataset, format: registry.Format, folder: Path) -> FidelityReport:
-    """One dataset through one format, in `folder`."""
+def roundtrip_one(dataset: Dataset, format: registry.Format, folder: Path, stem: str = "roundtrip") -> FidelityReport:
+    """One dataset through one format; the file written is ``folder/<stem><extension>``."""
     report = FidelityReport(format.name, dataset.quantity)
     support = format.profile.support()
-    target = folder / f"roundtrip{format.extensions[0] if format.extensions else ''}"
+    target = folder / f"{stem}{format.extensions[0] if format.extensions else ''}"
     try:
         api.write(dataset, target, format.name, overwrite=True)
     except UsidBridgeError as error:
@@ -133,22 +134,34 @@ def roundtrip_one(dataset: Dataset, format: registry.Format, folder: Path) -> Fi
             report.features[name] = FeatureResult("encoded" if "encodes" in declared else "kept", detail)
         else:
             report.features[name] = FeatureResult("lost", detail, declared="loses" in declared)
-    rewritten = api.write(back, folder / "rewritten.h5", "h5usid", overwrite=True)
-    rules = validate(rewritten)
+    rewritten = api.write(back, folder / f".{stem}.{format.name}.rewritten.h5", "h5usid", overwrite=True)
+    rewritten_report = validate(rewritten)
+    rewritten.unlink()
+    rules = rewritten_report
     errors = [f"{finding.rule}: {finding.message}" for finding in rules.errors]
     report.features["rules"] = FeatureResult("kept" if rules.ok else "lost", "; ".join(errors) or "USID-compliant", declared=rules.ok)
     return report
 
 
-def roundtrip(source: Dataset | str | os.PathLike[str], via: str = "all", on_format: Callable[[str], None] | None = None) -> list[FidelityReport]:
-    """Round trips of a dataset (or of every dataset of a file) through one format or every writable one."""
+def roundtrip(
+    source: Dataset | str | os.PathLike[str],
+    via: str = "all",
+    keep_in: str | os.PathLike[str] | None = None,
+    on_format: Callable[[str], None] | None = None,
+) -> list[FidelityReport]:
+    """Round trips of a dataset (or of every dataset of a file) through one format or every writable one.
+
+    The files written go to a temporary folder, or stay in `keep_in` (one per dataset and format).
+    """
     datasets = [source] if isinstance(source, Dataset) else api.read(source)
     formats = [format for format in registry.formats() if format.can_write and format.can_read and format.installed] if via == "all" else [registry.get(via)]
     reports = []
-    with tempfile.TemporaryDirectory(prefix="usidbridge-roundtrip-") as folder:
+    with contextlib.ExitStack() as stack:
+        folder = Path(keep_in) if keep_in is not None else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="usidbridge-roundtrip-")))
+        folder.mkdir(parents=True, exist_ok=True)
         for format in formats:
             if on_format:
                 on_format(format.name)
-            for dataset in datasets:
-                reports.append(roundtrip_one(dataset, format, Path(folder)))
+            for number, dataset in enumerate(datasets):
+                reports.append(roundtrip_one(dataset, format, folder, f"dataset_{number:03d}"))
     return reports

@@ -6,8 +6,10 @@ bad usage. Errors are one line naming the file and the problem; ``--debug`` show
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from . import __version__, api, registry
+from . import __version__, api, progress, registry
 from .errors import UsidBridgeError
 from .hdf import has_hdf5_signature
 from .model import Dataset, Dimension
@@ -76,6 +78,7 @@ def _print_json(data: Any) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace TARGET if it exists.")
 @click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option, e.g. frames=position or series=true.")
 @click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 def convert(
     source: Path,
     target: Path,
@@ -87,15 +90,31 @@ def convert(
     overwrite: bool,
     read_options: tuple[str, ...],
     write_options: tuple[str, ...],
+    quiet: bool,
 ) -> None:
     """Convert SOURCE to TARGET (reader → USID Dataset → writer)."""
     writer_options = _options(write_options)
     if compression:
         writer_options["compression"] = compression
-    written = api.convert(
-        source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, read_options=_options(read_options), **writer_options
-    )
+    with _progress_bar(f"converting {source.name}", quiet) as bar:
+        with progress.reporting(lambda done, total: bar(done, total)):
+            written = api.convert(
+                source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, read_options=_options(read_options), **writer_options
+            )
     click.echo(f"wrote {written}")
+
+
+@contextlib.contextmanager
+def _progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on a terminal (unless `quiet`); elsewhere a callback that does nothing."""
+    if quiet or not console.is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -312,6 +331,28 @@ def formats_command(as_json: bool) -> None:
         status = "[green]installed[/]" if row["installed"] else f"[red]missing[/]: pip install 'usidbridge[{format.extra or format.name}]'"
         table.add_row(row["name"], "yes" if row["reads"] else "no", "yes" if row["writes"] else "no", " ".join(row["extensions"]), row["library"] or "(built in)", status)
     console.print(table)
+
+
+@cli.command("batch")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", required=True, metavar="F", help="Output format.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
+@click.option("--workers", type=int, help="Worker processes of the local cluster (default: one per core).")
+@click.option("--scheduler", metavar="ADDRESS", help="Use an existing dask scheduler, e.g. tcp://host:8786.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, quiet: bool) -> None:
+    """Convert many INPUTS (files or folders) in parallel on dask; exit 1 if any failed."""
+    from .batch import batch
+
+    if workers and scheduler:
+        raise click.BadParameter("give --workers or --scheduler, not both")
+    with _progress_bar(f"converting {len(inputs)} input(s) to {to}", quiet) as bar:
+        result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar)
+    click.echo(f"converted {len(result.converted)} file(s) to {out}, {len(result.failed)} failed")
+    for source, message in result.failed:
+        errors.print(f"usidbridge: failed: {message if source in message else f'{source}: {message}'}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(1 if result.failed else 0)
 
 
 @cli.command()

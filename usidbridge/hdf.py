@@ -18,6 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from . import progress
 from .errors import OutputExistsError, UnreadableFileError, UnsupportedFeatureError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -188,6 +189,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         target[start:stop] = np.asarray(data[start:stop])
+        progress.advance(stop * row_bytes, rows * row_bytes)
 
 
 def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
@@ -201,10 +203,12 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     slab = int(np.prod(target.shape[1:]))
     slab_rows = max(1, slab // max(1, data.shape[1]))
     step = max(1, block_bytes // max(1, slab * np.dtype(target.dtype).itemsize))
+    slab_bytes = slab * np.dtype(target.dtype).itemsize
     for start in range(0, target.shape[0], step):
         stop = min(target.shape[0], start + step)
         block = np.asarray(data[start * slab_rows : stop * slab_rows])
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
+        progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
 
 
 @contextlib.contextmanager

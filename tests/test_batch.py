@@ -1,0 +1,70 @@
+"""Batch conversions on a real dask LocalCluster (worker processes on loopback), progress reporting."""
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import usidbridge as ub
+from usidbridge import progress
+from usidbridge.batch import batch, targets
+
+from conftest import FIXTURES, need
+
+
+@pytest.fixture(scope="module")
+def distributed():
+    return need("distributed")
+
+
+def inputs_with_a_bad_one(tmp_path):
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for path in FIXTURES.iterdir():
+        if path.suffix not in (".py", ".md"):
+            shutil.copy(path, folder / path.name)
+    (folder / "broken.spec").write_text("#S 1 ascan x 0 1 2 1\n#L x  I\n0 1\n0.5 oops\n")
+    return folder
+
+
+def test_batch_command_on_a_local_cluster_of_two_processes(tmp_path, distributed):
+    folder = inputs_with_a_bad_one(tmp_path)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "usidbridge", "batch", str(folder), "--to", "h5usid", "--out", str(out), "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1  # one input failed
+    assert result.stdout.strip() == f"converted 7 file(s) to {out}, 1 failed"  # no progress bar when not a terminal
+    assert result.stderr.strip().splitlines() == [f"usidbridge: failed: {folder / 'broken.spec'}: line 4: a data line that is not numbers: '0.5 oops'"]
+    assert "Traceback" not in result.stderr
+    for path in out.iterdir():
+        assert ub.validate(path).ok
+    assert len(list(out.iterdir())) == 7
+
+
+def test_batch_on_an_existing_scheduler(tmp_path, distributed):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None) as cluster:
+        seen = []
+        result = batch([FIXTURES / "pyusid_iv_map.h5", FIXTURES / "demo_scans.spec"], "netcdf", tmp_path / "nc", scheduler=cluster.scheduler_address, on_done=lambda done, total: seen.append((done, total)))
+    assert not result.failed and len(result.converted) == 2 and seen[-1] == (2, 2)
+    assert {ub.read(output)[0].quantity for _, output in result.converted} >= {"Current"}
+
+
+def test_output_names_keep_inputs_with_the_same_stem_apart(tmp_path):
+    names = [path.name for path in targets([tmp_path / "a.spec", tmp_path / "a.edf", tmp_path / "b.tif"], "h5usid", tmp_path)]
+    assert names == ["a.spec.h5", "a.edf.h5", "b.h5"]
+
+
+def test_progress_is_reported_per_block(tmp_path):
+    seen = []
+    dataset = ub.Dataset.from_ndarray(np.zeros((4000, 3000)), [ub.Dimension("P", "", 4000)], [ub.Dimension("E", "eV", 3000)])
+    with progress.reporting(lambda done, total: seen.append((done, total))):
+        ub.write(dataset, tmp_path / "p.h5")
+    assert len(seen) >= 2 and seen[-1][0] == seen[-1][1] == dataset.data.nbytes

@@ -68,3 +68,34 @@ def test_progress_is_reported_per_block(tmp_path):
     with progress.reporting(lambda done, total: seen.append((done, total))):
         ub.write(dataset, tmp_path / "p.h5")
     assert len(seen) >= 2 and seen[-1][0] == seen[-1][1] == dataset.data.nbytes
+
+
+def run_on_a_terminal(arguments, cwd):
+    """Run the command with a pseudo-terminal as its output; return what the terminal received."""
+    import os
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "usidbridge", *arguments], stdout=follower, stderr=follower, cwd=cwd, env={**os.environ, "TERM": "xterm", "COLUMNS": "100"})
+    os.close(follower)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    process.wait(timeout=120)
+    os.close(leader)
+    return process.returncode, received.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path):
+    source = tmp_path / "big.h5"
+    ub.write(ub.Dataset.from_ndarray(np.zeros((6000, 4000)), [ub.Dimension("P", "", 6000)], [ub.Dimension("E", "eV", 4000)]), source)
+    code, shown = run_on_a_terminal(["convert", str(source), str(tmp_path / "big.nxs")], tmp_path)
+    assert code == 0 and "converting big.h5" in shown and "wrote" in shown
+    code, quiet = run_on_a_terminal(["convert", str(source), str(tmp_path / "quiet.nxs"), "--quiet"], tmp_path)
+    assert code == 0 and "converting" not in quiet and "wrote" in quiet

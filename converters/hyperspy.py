@@ -38,7 +38,7 @@ import numpy as np
 from usidbridge.api import read
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
 from usidbridge.hdf import has_hdf5_signature
-from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled
+from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
 QUANTITY_WITH_UNITS = re.compile(r"^(?P<quantity>.*) \((?P<units>[^()]*)\)$")
@@ -74,9 +74,7 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     """The RosettaSciIO dictionary of one (non-compound) grid dataset."""
     if not dataset.is_grid:
         raise UnsupportedFeatureError(f"{dataset.quantity}: HyperSpy axes need a full grid; non-grid positions are kept by h5usid and netcdf")
-    data = dataset.data
-    if not isinstance(data, np.ndarray) and not hasattr(data, "compute"):
-        data = as_dask(data) if lazy else data[()]
+    data = dataset.lazy_data if lazy else np.asarray(dataset.data)
     pos, spec = list(dataset.pos.dims), list(dataset.spec.dims)
     encoded: dict[str, list[float]] = {}
     if len(spec) == 1 and spec[0].size == 1:  # USID's placeholder: an image (or a line) over the positions
@@ -107,7 +105,7 @@ def to_hyperspy(dataset: Dataset) -> Any:
     """The dataset as a HyperSpy signal (a list of signals, one per field, for compound data)."""
     from hyperspy.io import dict2signal
 
-    signals = [dict2signal(signal_dict(part, lazy=part.is_lazy), lazy=hasattr(part.data, "compute") or part.is_lazy) for part in _fields(dataset)]
+    signals = [dict2signal(signal_dict(part, lazy=part.is_lazy), lazy=part.is_lazy) for part in _fields(dataset)]
     return signals if dataset.dtype.fields else signals[0]
 
 

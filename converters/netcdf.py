@@ -37,7 +37,7 @@ import numpy as np
 from usidbridge import registry
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import has_hdf5_signature
-from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, plain
+from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, plain
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -53,10 +53,7 @@ OURS = {SPECTROSCOPIC, NON_GRID, METADATA, COMPLEX, COMPOUND, "quantity", "units
 
 def _lazy_nd(dataset: Dataset) -> Any:
     """The N-D data without reading it: numpy views stay views, h5py data becomes dask."""
-    data = dataset.data
-    if not isinstance(data, np.ndarray) and not hasattr(data, "compute"):
-        data = as_dask(data)
-    return data.reshape(dataset.nd_shape if dataset.is_grid else (dataset.pos.size, *_spectral_shape(dataset)))
+    return dataset.lazy_data.reshape(dataset.nd_shape if dataset.is_grid else (dataset.pos.size, *_spectral_shape(dataset)))
 
 
 def _spectral_shape(dataset: Dataset) -> tuple[int, ...]:

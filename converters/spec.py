@@ -352,13 +352,9 @@ def _calibration(dataset: Dataset, index: int) -> list[float] | None:
     return [a, b, c]
 
 
-def _values(dataset: Dataset) -> np.ndarray:
-    """The 2-D data in memory (SPEC text is written whole)."""
-    return np.asarray(dataset.data if hasattr(dataset.data, "__array__") else dataset.data[()])
-
-
 def _column(dataset: Dataset) -> np.ndarray:
-    return _values(dataset).reshape(-1)
+    """A one-value-per-point dataset as a column in memory (SPEC text is written whole)."""
+    return np.asarray(dataset.data).reshape(-1)
 
 
 def _scan_text(number: int, members: list[Dataset]) -> list[str]:
@@ -405,7 +401,7 @@ def _scan_text(number: int, members: list[Dataset]) -> list[str]:
         lines.append(f"#@MCA_NAME {_label(dataset.quantity)}")
         lines.append(f"#@MCA_UNITS {dataset.units}")
     data_columns = [np.asarray(column, dtype=np.float64) for column in position_columns] + [_column(dataset) for dataset in columns]
-    mca_data = [_values(dataset) for dataset in spectra]
+    mca_data = [np.asarray(dataset.data) for dataset in spectra]
     for row in range(pos.size):
         for spectrum in mca_data:
             lines.append("@A " + " ".join(_number_text(value) for value in spectrum[row]))

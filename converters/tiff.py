@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_to_dataset
+from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_order, stack_to_dataset
 from usidbridge.model import Dataset, Dimension, describe, from_description, plain
 from usidbridge.registry import Format, Profile
 
@@ -158,7 +158,7 @@ def write_dataset(dataset: Dataset, path: Path) -> None:
     if dataset.dtype.fields and not colour:
         raise UnsupportedFeatureError(f"TIFF holds compound data only as colour (fields red, green, blue[, alpha]); {dataset.name} has {dataset.dtype.names}")
     stack, dims = dataset_to_stack(dataset)
-    description = describe(dataset, dims)
+    description = describe(dataset, stack_order(dataset))
     plane = len(dims) - 2
     stack = np.asarray(stack).reshape([dim.size for axis, dim in enumerate(dims) if dim.size > 1 or axis >= plane])
     varying_frames = stack.ndim - 2

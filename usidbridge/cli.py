@@ -253,15 +253,13 @@ def info(file: Path, as_json: bool) -> None:
         console.print(table)
 
 
-STATUS_STYLE = {"kept": "green", "encoded": "cyan", "refused": "yellow", "lost": "red"}
-
-
 @cli.command("roundtrip")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--via", default="all", show_default=True, metavar="F|all", help="The format to go through, or every writable one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the fidelity reports as JSON.")
 def roundtrip_command(file: Path, via: str, as_json: bool) -> None:
     """Write every dataset of FILE in other formats, read it back, and say what survived (exit 1 on an undeclared loss)."""
+    from .demo import fidelity_table
     from .roundtrip import FEATURES, roundtrip
 
     reports = roundtrip(file, via=via)
@@ -270,27 +268,6 @@ def roundtrip_command(file: Path, via: str, as_json: bool) -> None:
     else:
         console.print(fidelity_table(reports, f"round trips of {file}", FEATURES))
     sys.exit(0 if all(report.ok for report in reports) else 1)
-
-
-def fidelity_table(reports: list, title: str, features: tuple[str, ...]) -> Table:
-    """Formats × features: kept, encoded, refused, lost (a loss the profile does not declare is marked !)."""
-    table = Table(title=title, title_justify="left")
-    for column in ("dataset", "format", *features, "note"):
-        table.add_column(column, overflow="fold" if column == "note" else "ellipsis")
-    for report in reports:
-        refused = {result.detail for result in report.features.values() if result.status == "refused"}
-        losses = report.undeclared_losses()
-        note = next(iter(refused), "") or "; ".join(f"{name}: {detail}" for name, detail in losses.items())
-        cells = []
-        for feature in features:
-            result = report.features.get(feature)
-            if result is None:
-                cells.append("")
-                continue
-            mark = "" if result.declared else " !"
-            cells.append(f"[{STATUS_STYLE[result.status]}]{result.status}{mark}[/]")
-        table.add_row(report.dataset, report.format, *cells, note)
-    return table
 
 
 @cli.command("preview")

@@ -29,6 +29,27 @@ class DemoResult:
     failures: list[str] = field(default_factory=list)
 
 
+def fidelity_table(reports: list, title: str, features: tuple[str, ...]) -> Table:
+    """Formats × features: kept, encoded, refused, lost (a loss the profile does not declare is marked !)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("dataset", "format", *features, "note"):
+        table.add_column(column, overflow="fold" if column == "note" else "ellipsis")
+    for report in reports:
+        refused = {result.detail for result in report.features.values() if result.status == "refused"}
+        losses = report.undeclared_losses()
+        note = next(iter(refused), "") or "; ".join(f"{name}: {detail}" for name, detail in losses.items())
+        cells = []
+        for feature in features:
+            result = report.features.get(feature)
+            if result is None:
+                cells.append("")
+                continue
+            mark = "" if result.declared else " !"
+            cells.append(f"[{STATUS_STYLE[result.status]}]{result.status}{mark}[/]")
+        table.add_row(report.dataset, report.format, *cells, note)
+    return table
+
+
 def fidelity_summary(reports: list[FidelityReport]) -> Table:
     """Formats × features over every dataset: how often each was kept, encoded, refused, lost (! = undeclared)."""
     formats = sorted({report.format for report in reports})

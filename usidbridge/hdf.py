@@ -198,7 +198,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     Blocks are whole slabs of the slowest axis, so memory stays bounded by the block size (or one slab).
     """
     if target.ndim <= 1 or target.shape[0] == 0:
-        target[...] = np.asarray(data[()] if not hasattr(data, "__array__") else data).reshape(target.shape)
+        target[...] = np.asarray(data).reshape(target.shape)
         return
     slab = int(np.prod(target.shape[1:]))
     slab_rows = max(1, slab // max(1, data.shape[1]))

@@ -132,10 +132,15 @@ def _matches_grid(table: np.ndarray, sizes: Sequence[int], order: Sequence[int],
     return True
 
 
+def index_dtype(largest: int) -> np.dtype:
+    """uint32 (USID's index type), or uint64 when an index exceeds it."""
+    return np.dtype(np.uint32 if largest <= np.iinfo(np.uint32).max else np.uint64)
+
+
 def grid_indices(sizes: Sequence[int]) -> np.ndarray:
     """Indices table (n, k) of the C-ordered grid with these sizes (slowest first), vectorised."""
     sizes = [int(size) for size in sizes]
-    dtype = np.uint32 if max(sizes, default=1) <= np.iinfo(np.uint32).max else np.uint64
+    dtype = index_dtype(max(sizes, default=1))
     table = np.empty((math.prod(sizes), len(sizes)), dtype=dtype)
     return _fill_grid(table, sizes, [np.arange(size, dtype=dtype) for size in sizes])
 
@@ -239,7 +244,7 @@ class Ancillary:
         table = cls.__new__(cls)
         table._dims = None
         table.labels, table.units = labels, units
-        table._indices = np.ascontiguousarray(indices, dtype=np.uint64 if indices.max() > np.iinfo(np.uint32).max else np.uint32)
+        table._indices = np.ascontiguousarray(indices, dtype=index_dtype(int(indices.max())))
         table._values = np.array(values, dtype=np.float64)
         table._indices.setflags(write=False)
         table._values.setflags(write=False)
@@ -306,8 +311,7 @@ class Ancillary:
     @property
     def index_dtype(self) -> np.dtype:
         """uint32, or uint64 when a dimension has more than 2^32 steps."""
-        sizes = self.shape if self.is_grid else [int(self._indices.max()) + 1]
-        return np.dtype(np.uint32 if max(sizes) <= np.iinfo(np.uint32).max else np.uint64)
+        return index_dtype(max(self.shape) if self.is_grid else int(self._indices.max()) + 1)
 
     @property
     def values_dtype(self) -> np.dtype:
@@ -518,6 +522,13 @@ class Dataset:
         return self.pos.shape + self.spec.shape
 
     @property
+    def lazy_data(self) -> Any:
+        """The 2-D data without reading it: numpy as it is, dask as it is, h5py (and other array-likes) wrapped in dask."""
+        if isinstance(self.data, np.ndarray) or hasattr(self.data, "compute"):
+            return self.data
+        return as_dask(self.data)
+
+    @property
     def is_lazy(self) -> bool:
         """True when the data is not an in-memory numpy array (h5py or dask)."""
         return not isinstance(self.data, np.ndarray)
@@ -565,20 +576,20 @@ def plain(value: Any) -> Any:
     return value
 
 
-def describe(dataset: Dataset, dims: Sequence[Dimension]) -> dict[str, Any]:
-    """A JSON-ready description of a grid dataset whose data a file stores with axes `dims`.
+def describe(dataset: Dataset, order: Sequence[int]) -> dict[str, Any]:
+    """A JSON-ready description of a grid dataset whose data a file stores with its N-D axes in `order`.
 
     Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
     `from_description` rebuilds the exact Dataset from it.
     """
-    stored = [id(dim) for dim in dims]
+    order, positions = list(order), len(dataset.pos.dims)
     return {
         "name": dataset.name,
         "quantity": dataset.quantity,
         "units": dataset.units,
-        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in dims],
-        "position": [stored.index(id(dim)) for dim in dataset.pos.dims],
-        "spectroscopic": [stored.index(id(dim)) for dim in dataset.spec.dims],
+        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in (dataset.dims[axis] for axis in order)],
+        "position": [order.index(axis) for axis in range(positions)],
+        "spectroscopic": [order.index(axis) for axis in range(positions, len(order))],
         "metadata": plain(dataset.metadata),
     }
 

@@ -110,7 +110,7 @@ def draw(dataset: Dataset, panels: Sequence[Any]) -> None:
     elif spec and not pos:
         _line(panels[0], _first_index(spectrum, dataset.spec.dims, spec[:1]), spec[0], quantity, quantity)
     elif spec and len(pos) == 1:
-        whole = _real(np.asarray(dataset.data[()] if not isinstance(dataset.data, np.ndarray) else dataset.data)).reshape(dataset.nd_shape)
+        whole = _real(np.asarray(dataset.data)).reshape(dataset.nd_shape)
         plane = _first_index(whole, dataset.dims, [pos[0], spec[0]])
         _image(panels[0], plane, pos[0], spec[0], quantity)
     elif spec:

@@ -329,6 +329,10 @@ class EdfFormat(Format):
     extensions = (".edf", ".cbf", ".mccd", ".mar3450", ".mar2300", ".img", ".sfrm", ".kccd", ".edf.gz")
     dependency = "fabio"
     profile = Profile(dims="encodes", complex="refuses", compound="refuses", several_datasets="refuses", non_grid="refuses", non_uniform="encodes", nested_metadata="loses")
+    read_options = {
+        "frames": "spectroscopic (default: a series per pixel) or position (a sequence of images)",
+        "series": "true: read every file of the series ROOT_0001_0000_0000.edf ... as one stack",
+    }
 
     def sniff(self, head: bytes, path: Path) -> int:
         if head.startswith(CBF_MAGIC):
@@ -338,10 +342,10 @@ class EdfFormat(Format):
             return 2
         return 0
 
-    def read(self, path: Path, *, lazy: bool = False, frames: str | None = None, series: bool = False, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, frames: str | None = None, series: bool = False) -> list[Dataset]:
         return [read_file(path, lazy=lazy, frames=frames, series=series)]
 
-    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+    def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         if not path.name.lower().endswith(".edf"):
             raise UnsupportedFeatureError(f"the edf writer writes EDF; give the output a .edf name, not {path.suffix!r}")
         write_file(datasets[0], path)

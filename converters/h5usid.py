@@ -34,8 +34,10 @@ from typing import Any
 import h5py
 
 from usidbridge import __version__
-from usidbridge.errors import ModelError, NotUSIDError, UnsupportedFeatureError
+from usidbridge.errors import ModelError, NotUSIDError
 from usidbridge.hdf import (
+    COMPRESSION_HELP,
+    compression_filter,
     copy_rows,
     dereference,
     has_hdf5_signature,
@@ -56,7 +58,6 @@ from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 METADATA_GROUP = "Metadata"
 LAYOUT_KEY = "h5usid"
 RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units"}
-COMPRESSION = {"none": None, None: None, "gzip": "gzip", "lzf": "lzf"}
 ANCILLARY_BLOCK_ROWS = 2**20
 
 
@@ -154,14 +155,12 @@ def write_main(
     compression: str | None = "none",
 ) -> h5py.Dataset:
     """Write the Main dataset in chunks of whole positions, linked to its ancillary datasets."""
-    if compression not in COMPRESSION:
-        raise UnsupportedFeatureError(f"unknown compression {compression!r}; use gzip, lzf or none")
     main = group.create_dataset(
         dataset.name,
         shape=dataset.shape,
         dtype=dataset.dtype,
         chunks=position_chunks(dataset.shape, dataset.dtype.itemsize),
-        compression=COMPRESSION[compression],
+        compression=compression_filter(compression),
     )
     copy_rows(main, dataset.data)
     main.attrs["quantity"] = dataset.quantity
@@ -273,6 +272,7 @@ class H5USIDFormat(Format):
     description = "USID in HDF5 (pyUSID, pycroscopy)"
     extensions = (".h5", ".hdf5", ".h5usid", ".hdf")
     profile = Profile()
+    write_options = {"compression": COMPRESSION_HELP}
 
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
@@ -283,7 +283,7 @@ class H5USIDFormat(Format):
             )
         return 2 if found else 1
 
-    def read(self, path: Path, *, lazy: bool = False, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         file = open_hdf5(path)
         datasets, problems = [], []
         try:
@@ -304,7 +304,7 @@ class H5USIDFormat(Format):
             warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
         return datasets
 
-    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "none", **options: Any) -> None:
+    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
         write_file(datasets, path, compression=compression)
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from usidbridge.api import read
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
-from usidbridge.hdf import has_hdf5_signature
+from usidbridge.hdf import compression_filter, has_hdf5_signature
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
@@ -160,6 +160,7 @@ class HyperspyFormat(Format):
     extensions = (".hspy",)
     dependency = "hyperspy"
     profile = Profile(compound="refuses", several_datasets="refuses", non_grid="refuses")
+    write_options = {"compression": "HDF5 compression of the data: gzip (HyperSpy's default), lzf or none"}
 
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
@@ -169,7 +170,7 @@ class HyperspyFormat(Format):
         with h5py.File(path, "r") as file:
             return 2 if str(file.attrs.get("file_format", "")).lower() == "hyperspy" else 0
 
-    def read(self, path: Path, *, lazy: bool = False, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         import hyperspy.api as hs
 
         try:
@@ -178,8 +179,8 @@ class HyperspyFormat(Format):
             raise UnreadableFileError(f"HyperSpy cannot read this file ({type(error).__name__}: {error})", path) from None
         return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
 
-    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
-        to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy")
+    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "gzip") -> None:
+        to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression))
 
 
 FORMAT = HyperspyFormat()

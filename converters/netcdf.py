@@ -256,10 +256,14 @@ def to_xarray_dataset(datasets: Sequence[Dataset]) -> Any:
     return combined
 
 
-def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4") -> None:
+def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4", compression: str | None = None) -> None:
     if engine not in ("netcdf4", "h5netcdf"):
         raise UnsupportedFeatureError(f"unknown netCDF engine {engine!r}; use netcdf4 or h5netcdf")
-    _encode(to_xarray_dataset(datasets)).to_netcdf(path, engine=engine)
+    if compression not in (None, "none", "gzip"):
+        raise UnsupportedFeatureError(f"netCDF compresses with gzip (zlib) only, not {compression!r}: other readers could not open the file")
+    encoded = _encode(to_xarray_dataset(datasets))
+    encoding = {name: {"zlib": True, "complevel": 4} for name in encoded.data_vars if encoded[name].ndim} if compression == "gzip" else None
+    encoded.to_netcdf(path, engine=engine, encoding=encoding)
 
 
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
@@ -286,6 +290,11 @@ class NetcdfFormat(Format):
     dependency = "xarray"
     extra = "netcdf"
     profile = Profile(complex="encodes", compound="encodes", non_grid="encodes", nested_metadata="encodes")
+    read_options = {
+        "engine": "xarray engine: netcdf4, h5netcdf or scipy (default: xarray's choice)",
+        "spectroscopic": "which dims are spectroscopic: a list of dim names, or a count of trailing dims",
+    }
+    write_options = {"engine": "netcdf4 (default) or h5netcdf", "compression": "gzip (zlib) or none; netCDF has no lzf"}
 
     def sniff(self, head: bytes, path: Path) -> int:
         if head[:4] in NETCDF3_MAGIC:
@@ -297,11 +306,11 @@ class NetcdfFormat(Format):
         with h5py.File(path, "r") as file:
             return 2 if "_NCProperties" in file.attrs else 0
 
-    def read(self, path: Path, *, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         return read_file(path, lazy=lazy, engine=engine, spectroscopic=spectroscopic)
 
-    def write(self, datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4", **options: Any) -> None:
-        write_file(datasets, path, engine=engine)
+    def write(self, datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4", compression: str | None = None) -> None:
+        write_file(datasets, path, engine=engine, compression=compression)
 
 
 FORMAT = NetcdfFormat()

@@ -41,7 +41,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import copy_nd, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, plain
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
@@ -236,7 +236,7 @@ def _write_axis(group: h5py.Group, name: str, dim: Dimension) -> None:
     axis.attrs["long_name"] = f"{dim.name} ({dim.units})" if dim.units else dim.name
 
 
-def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Dataset | None = None) -> h5py.Group:
+def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Dataset | None = None, compression: str | None = None) -> h5py.Group:
     """One NXdata for `dataset`; its signal is written N-D, or linked when `signal` is given (2-D, dual files)."""
     group = entry.create_group(name, track_order=True)
     group.attrs["NX_class"] = "NXdata"
@@ -252,7 +252,8 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     else:  # non-grid positions: one position axis, the spectroscopic axes as they are
         dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
     if signal is None:
-        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=True if int(np.prod(shape)) > 1 else None)
+        chunked = int(np.prod(shape)) > 1
+        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=True if chunked else None, compression=compression_filter(compression) if chunked else None)
         copy_nd(data, dataset.data)
         data.attrs["units"] = dataset.units
         data.attrs["long_name"] = dataset.quantity
@@ -297,19 +298,19 @@ def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:
     return entry
 
 
-def write_file(datasets: Sequence[Dataset], path: Path) -> None:
+def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
     with h5py.File(path, "w", track_order=True) as file:
         entry = _entry(file)
         taken: set[str] = set()
         for dataset in datasets:
             name = _safe(dataset.quantity, taken)
-            write_nxdata(entry, name, dataset)
+            write_nxdata(entry, name, dataset, compression=compression)
         entry.attrs["default"] = next(iter(entry))
 
 
-def write_dual(datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+def write_dual(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
     """h5USID written by the registered h5usid format, then NXdata groups linking its Main datasets."""
-    registry.get("h5usid").write(datasets, path, **options)
+    registry.get("h5usid").write(datasets, path, compression=compression)
     in_file_order = [dataset for members in group_by_positions(datasets) for dataset in members]  # h5usid's layout order
     with h5py.File(path, "r+") as file:
         mains = sorted(main_candidates(file), key=lambda main: main.name)
@@ -326,6 +327,8 @@ class NexusFormat(Format):
     description = "NeXus NXdata (HDF5); dual NeXus + h5USID files"
     extensions = (".nxs", ".nx5", ".nexus")
     profile = Profile(non_grid="encodes")
+    read_options = {"spectroscopic": "which axes are spectroscopic: a list of axis names, or a count of trailing axes"}
+    write_options = {"dual": "true: one file that is h5USID and NeXus at once, the data stored once", "compression": COMPRESSION_HELP}
 
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
@@ -334,7 +337,7 @@ class NexusFormat(Format):
             found = file.visititems(lambda _name, obj: True if isinstance(obj, h5py.Group) and nx_class(obj) == "NXdata" else None)
         return 2 if found else 0
 
-    def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         file = open_hdf5(path)
         try:
             datasets = [dataset for group in nxdata_groups(file) for dataset in read_nxdata(group, lazy, spectroscopic)]
@@ -348,11 +351,11 @@ class NexusFormat(Format):
             raise NotUSIDError("no NXdata group with a signal in this file", path)
         return datasets
 
-    def write(self, datasets: Sequence[Dataset], path: Path, dual: bool = False, **options: Any) -> None:
+    def write(self, datasets: Sequence[Dataset], path: Path, dual: bool = False, compression: str | None = None) -> None:
         if dual:
-            write_dual(datasets, path, **options)
+            write_dual(datasets, path, compression=compression)
         else:
-            write_file(datasets, path)
+            write_file(datasets, path, compression=compression)
 
 
 FORMAT = NexusFormat()

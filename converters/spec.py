@@ -433,6 +433,7 @@ class SpecFormat(Format):
     description = "SPEC text files (certif SPEC, PyMca, silx)"
     extensions = (".spec", ".dat", ".spc")
     profile = Profile(dims="loses", units="loses", dtypes="loses", complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="loses", exact_floats=False)  # text: NaN payloads become plain nan
+    read_options = {"scans": "the scans to read, by number: [\"1.1\", \"3.1\"] (default: every scan)"}
 
     def sniff(self, head: bytes, path: Path) -> int:
         text = head.decode("latin-1", errors="replace")
@@ -441,10 +442,10 @@ class SpecFormat(Format):
             return 2
         return 0
 
-    def read(self, path: Path, *, lazy: bool = False, scans: Sequence[str] | None = None, **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, scans: Sequence[str] | None = None) -> list[Dataset]:
         return read_file(path, scans=scans)
 
-    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+    def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         write_file(datasets, path)
 
 

@@ -184,11 +184,12 @@ class TiffFormat(Format):
     extensions = (".tif", ".tiff")
     dependency = "tifffile"
     profile = Profile(complex="refuses", compound="encodes", several_datasets="refuses", non_grid="refuses", non_uniform="encodes", nested_metadata="encodes")
+    read_options = {"frames": "spectroscopic (default: a series per pixel) or position (a sequence of images)"}
 
     def sniff(self, head: bytes, path: Path) -> int:
         return 2 if head[:4] in TIFF_MAGIC else 0
 
-    def read(self, path: Path, *, lazy: bool = False, frames: str = "spectroscopic", **options: Any) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, frames: str = "spectroscopic") -> list[Dataset]:
         import tifffile
 
         try:
@@ -198,7 +199,7 @@ class TiffFormat(Format):
             size = path.stat().st_size
             raise UnreadableFileError(f"damaged or truncated TIFF of {size} bytes ({error})", path) from None
 
-    def write(self, datasets: Sequence[Dataset], path: Path, **options: Any) -> None:
+    def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         write_dataset(datasets[0], path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,26 +26,50 @@ def _input_path(path: PathLike) -> Path:
     return path
 
 
+def internal_path(dataset: Dataset) -> str:
+    """Where the dataset lives inside its file (``/Measurement_000/Channel_000/Raw_Data``), else its name."""
+    source = dataset.source or ""
+    return source.rpartition(SOURCE_SEPARATOR)[2] if SOURCE_SEPARATOR in source else dataset.name
+
+
+def select(datasets: Sequence[Dataset], wanted: str, path: PathLike) -> list[Dataset]:
+    """The datasets whose internal path, name or quantity is `wanted` (or matches it as a glob)."""
+
+    def matches(item: Dataset) -> bool:
+        keys = (internal_path(item), internal_path(item).lstrip("/"), item.name, item.quantity)
+        return wanted in keys or any(fnmatch.fnmatchcase(key, wanted) for key in keys)
+
+    chosen = [item for item in datasets if matches(item)]
+    if not chosen:
+        candidates = "; ".join(f"{internal_path(item)} ({item.quantity})" for item in datasets[:20])
+        more = f"; … {len(datasets) - 20} more" if len(datasets) > 20 else ""
+        raise UnreadableFileError(f"no dataset matches {wanted!r}; the file holds: {candidates}{more}", path)
+    return chosen
+
+
 def read(path: PathLike, format: str | None = None, *, lazy: bool = False, dataset: str | None = None, **options: Any) -> list[Dataset]:
     """Read every dataset of a file; the format is sniffed from the content unless named.
 
     With ``lazy=True`` the data stays in the file (h5py, dask or memory maps) and only the
-    ancillary information is read. `dataset` keeps the one whose name or internal path matches.
+    ancillary information is read. `dataset` keeps those whose internal path, name or quantity
+    equals it or matches it as a glob (``"*/Channel_001/*"``); only those are read. `options` are
+    the reader's declared options (`Format.read_options`); any other is refused.
     """
     path = _input_path(path)
     reader = registry.get(format) if format else registry.detect(path)
     if not reader.can_read:
         raise UnknownFormatError(f"the {reader.name} format cannot be read", path)
     reader.require()
-    datasets = reader.read(path, lazy=lazy, **options)
+    reader.check_options("read", options, path)
+    datasets = reader.read(path, lazy=lazy or dataset is not None, **options)
     for item in datasets:
         item.source = item.source or str(path)
-    if dataset is not None:
-        datasets = [item for item in datasets if dataset in (item.name, (item.source or "").rpartition(SOURCE_SEPARATOR)[2])]
-        if not datasets:
-            raise UnreadableFileError(f"no dataset named {dataset!r} (see `usidbridge info`)", path)
     if not datasets:
         raise UnreadableFileError(f"no datasets found in this {reader.name} file", path)
+    if dataset is not None:
+        datasets = select(datasets, dataset, path)
+        if not lazy:
+            datasets = [item.load() for item in datasets]
     return datasets
 
 
@@ -61,6 +86,7 @@ def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | N
     if not writer.can_write:
         raise UnknownFormatError(f"the {writer.name} format cannot be written", path)
     writer.require()
+    writer.check_options("write", options, path)
     if not datasets:
         raise ModelError("nothing to write: no datasets given")
     for item in datasets:

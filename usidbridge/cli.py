@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
@@ -295,6 +296,8 @@ def formats_command(as_json: bool) -> None:
             "library": format.dependency,
             "installed": format.installed,
             "profile": format.profile.support(),
+            "read_options": dict(format.read_options) if format.can_read else {},
+            "write_options": dict(format.write_options) if format.can_write else {},
         }
         for format in registry.formats()
     ]
@@ -305,9 +308,17 @@ def formats_command(as_json: bool) -> None:
     for column in ("format", "reads", "writes", "extensions", "library", "status"):
         table.add_column(column)
     for row, format in zip(rows, registry.formats()):
-        status = "[green]installed[/]" if row["installed"] else f"[red]missing[/]: pip install 'usidbridge[{format.extra or format.name}]'"
+        status = "[green]installed[/]" if row["installed"] else "[red]missing[/]: " + escape(f"pip install 'usidbridge[{format.extra or format.name}]'")
         table.add_row(row["name"], "yes" if row["reads"] else "no", "yes" if row["writes"] else "no", " ".join(row["extensions"]), row["library"] or "(built in)", status)
     console.print(table)
+    options = Table(title="reader (-r KEY=VALUE) and writer (-w KEY=VALUE) options", title_justify="left")
+    for column in ("format", "side", "option", "help"):
+        options.add_column(column, overflow="fold" if column == "help" else "ellipsis")
+    for row in rows:
+        for side in ("read", "write"):
+            for key, text in row[f"{side}_options"].items():
+                options.add_row(row["name"], side, key, escape(text))
+    console.print(options)
 
 
 @cli.command("batch")

@@ -33,6 +33,14 @@ class UnknownFormatError(UsidBridgeError):
     """No registered format recognises the file or the requested format name."""
 
 
+class AmbiguousFormatError(UnknownFormatError):
+    """Several readers claim the file and nothing in it decides between them."""
+
+
+class UnknownOptionError(UsidBridgeError):
+    """A reader or writer option that the format does not declare (it would otherwise be ignored)."""
+
+
 class MissingDependencyError(UsidBridgeError):
     """A format's optional library is not installed."""
 

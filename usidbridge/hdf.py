@@ -25,6 +25,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
 CHUNK_TARGET_BYTES = 2**20
 CHUNK_MAX_BYTES = 2**31
+COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
+COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
 
 
 def has_hdf5_signature(head: bytes) -> bool:
@@ -169,6 +171,15 @@ def dereference(file: h5py.File, reference: Any) -> h5py.HLObject | None:
     except (KeyError, ValueError, OSError, RuntimeError):
         return None
     return target if target.name is not None else None
+
+
+def compression_filter(compression: str | None) -> str | None:
+    """The h5py filter of a `--compression` name (None and "none": no filter)."""
+    if compression is None:
+        return None
+    if compression not in COMPRESSION:
+        raise UnsupportedFeatureError(f"unknown compression {compression!r}; use {', '.join(COMPRESSION)}")
+    return COMPRESSION[compression]
 
 
 def position_chunks(shape: tuple[int, int], itemsize: int) -> tuple[int, int]:

@@ -533,6 +533,12 @@ class Dataset:
         """True when the data is not an in-memory numpy array (h5py or dask)."""
         return not isinstance(self.data, np.ndarray)
 
+    def load(self) -> Dataset:
+        """Read the data into memory (from h5py, dask or a memory map) and return the dataset."""
+        if not isinstance(self.data, np.ndarray) or _is_file_backed(self.data):
+            self.data = np.array(self.data)
+        return self
+
     def to_ndarray(self, squeeze: bool = False) -> Any:
         """The N-D form (axes as `dims`): a view for numpy, read once for h5py, lazy for dask.
 

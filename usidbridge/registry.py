@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import MissingDependencyError, UnknownFormatError, UnreadableFileError, UnsupportedFeatureError
+from .errors import MissingDependencyError, UnknownFormatError, UnknownOptionError, UnreadableFileError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from .model import Dataset
@@ -94,8 +94,10 @@ def features_of(datasets: Sequence[Dataset]) -> dict[str, str]:
 class Format:
     """Base class of a format: subclass it in a converter module and expose an instance as ``FORMAT``.
 
-    Override `sniff`, `read` and `write` (a format that only reads leaves `write` alone). Paths
-    given to `write` are temporary names in the target folder; the hub renames them on success.
+    Override `sniff`, `read` and `write` (a format that only reads leaves `write` alone), and
+    declare every keyword `read` and `write` take in `read_options` / `write_options` (name → one
+    line of help): the hub refuses any other, so no option is silently ignored. Paths given to
+    `write` are temporary names in the target folder; the hub renames them on success.
     """
 
     name: ClassVar[str] = ""
@@ -104,10 +106,28 @@ class Format:
     dependency: ClassVar[str | None] = None
     extra: ClassVar[str | None] = None
     profile: ClassVar[Profile] = Profile()
+    read_options: ClassVar[dict[str, str]] = {}
+    write_options: ClassVar[dict[str, str]] = {}
 
     def sniff(self, head: bytes, path: Path) -> int:
         """How sure the format is that the file is its own: 0 no, 1 the container matches, 2 the content does."""
         return 0
+
+    def probe(self, path: Path) -> bool:
+        """A deeper look, asked only when no format recognised the first bytes: True when the file is this format's.
+
+        For formats recognised by a library rather than by magic bytes (FabIO's many detector formats).
+        """
+        return False
+
+    def check_options(self, kind: Literal["read", "write"], options: dict[str, Any], path: str | Path | None = None) -> None:
+        """Refuse an option this format's reader or writer does not declare, listing the ones it does."""
+        declared = self.read_options if kind == "read" else self.write_options
+        unknown = sorted(set(options) - set(declared))
+        if unknown:
+            valid = ", ".join(sorted(declared)) or "none"
+            role = "reader" if kind == "read" else "writer"
+            raise UnknownOptionError(f"the {self.name} {role} has no option {unknown[0]!r} (its options: {valid})", path)
 
     def read(self, path: Path, *, lazy: bool = False, **options: Any) -> list[Dataset]:
         raise NotImplementedError
@@ -235,8 +255,14 @@ def detect(path: str | Path) -> Format:
             score = 0
         if score > 0:
             scored.append((score, suffix in format.extensions, -rank, format))
-    if scored:
-        return max(scored, key=lambda item: item[:3])[3]
+    best = max(scored, key=lambda item: item[:3]) if scored else None
+    if best is not None and best[0] >= 2:
+        return best[3]
+    for format in _REGISTRY.values():
+        if format.installed and format.probe(path):
+            return format
+    if best is not None:
+        return best[3]
     for format in _REGISTRY.values():
         if suffix in format.extensions and format.can_read:
             return format

@@ -34,7 +34,8 @@ import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, stack_order, stack_to_dataset
-from usidbridge.model import Dataset, Dimension, as_dask, from_description
+from usidbridge.codec import from_description
+from usidbridge.model import Dataset, Dimension, as_dask
 from usidbridge.registry import Format, Profile
 
 STRUCTURAL_KEYS = frozenset(

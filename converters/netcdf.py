@@ -37,7 +37,8 @@ import numpy as np
 from usidbridge import registry
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import has_hdf5_signature
-from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, plain
+from usidbridge.codec import plain
+from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"

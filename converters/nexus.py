@@ -42,7 +42,8 @@ import numpy as np
 from usidbridge import registry
 from usidbridge.errors import NotUSIDError, UnreadableFileError
 from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
-from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, plain
+from usidbridge.codec import plain
+from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
 
@@ -154,19 +155,6 @@ def _spectroscopic(group: h5py.Group, signal: h5py.Dataset, dims: list[Dimension
     return list(range(count - trailing, count)) if 0 < trailing < count else []
 
 
-def _unique_per_side(dims: list[Dimension], spectroscopic: list[int]) -> list[Dimension]:
-    """Rename repeated names within the position side or the spectroscopic side (USID needs unique labels on each)."""
-    result, seen = list(dims), {True: set(), False: set()}
-    for axis, dim in enumerate(dims):
-        side, name = axis in spectroscopic, dim.name
-        while name in seen[side]:
-            name += "_"
-        seen[side].add(name)
-        if name != dim.name:
-            result[axis] = Dimension(name, dim.units, dim.values)
-    return result
-
-
 def _entry_metadata(group: h5py.Group) -> dict[str, Any]:
     entry = group.parent
     fields = {}
@@ -202,7 +190,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
         axis_names = _axis_names(group, signal)
         dims = _dims(group, axis_names, signal.shape)
         spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
-        results.append(from_labelled(array, _unique_per_side(dims, spectral_axes), spectral_axes, **attributes))
+        results.append(from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes))
     return results
 
 

@@ -35,7 +35,8 @@ import numpy as np
 
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_order, stack_to_dataset
-from usidbridge.model import Dataset, Dimension, describe, from_description, plain
+from usidbridge.codec import describe, from_description, plain
+from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
 
 DESCRIPTION_KEY = "usidbridge"

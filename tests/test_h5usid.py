@@ -271,8 +271,22 @@ def test_inputs_are_not_changed(shared_data, tmp_path):
     assert source.read_bytes() == before
 
 
-def test_nul_characters_in_metadata_are_refused_clearly(tmp_path):
-    dataset = ub.Dataset.from_ndarray(np.zeros(2), [ub.Dimension("X", "m", 2)], metadata={"note": "a\x00b"})
-    with pytest.raises(ub.errors.UnsupportedFeatureError, match="NUL"):
-        ub.write(dataset, tmp_path / "nul.h5")
-    assert list(tmp_path.iterdir()) == []
+AWKWARD_METADATA = {
+    "note": "a\x00b",
+    "surrogate": "x\ud800y",
+    "raw": b"\x00\xffbytes",
+    "mixed": [1, "two", None, [3.5, {"four": b"4"}]],
+    "empty": None,
+    "huge": 2**70,
+    "looks_encoded": "usidbridge-json:[1]",
+    "section/with/slashes": {"inner": [None, 1]},
+    "nested": {"deep": {"list of dicts": [{"a": 1}, {"b": [True, 2.5]}]}},
+}
+
+
+def test_metadata_hdf5_cannot_hold_is_encoded_and_read_back(tmp_path):
+    dataset = ub.Dataset.from_ndarray(np.zeros(2), [ub.Dimension("X", "m", 2)], metadata=AWKWARD_METADATA)
+    (back,) = ub.read(ub.write(dataset, tmp_path / "awkward.h5"))
+    del back.metadata["h5usid"]
+    assert back.metadata == AWKWARD_METADATA
+    assert ub.validate(tmp_path / "awkward.h5").ok

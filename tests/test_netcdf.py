@@ -17,7 +17,7 @@ def xr():
 
 
 def plain(value):
-    return ub.model.plain(value)
+    return ub.codec.plain(value)
 
 
 def test_plain_xarray_file_converts_to_h5usid_and_back(xr, tmp_path):

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from . import progress
+from .codec import decode_value, encode_value, is_encoded
 from .errors import OutputExistsError, UnreadableFileError, UnsupportedFeatureError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -62,7 +63,9 @@ def to_python(value: Any) -> Any:
     if isinstance(value, h5py.Empty):
         return None
     if isinstance(value, (bytes, np.bytes_)):
-        return value.decode("utf-8", errors="replace")
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        return decode_value(value) if is_encoded(value) else value
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "SOU":
             return [to_python(item) for item in value.ravel().tolist()]
@@ -104,27 +107,40 @@ def string_list_attr(obj: h5py.HLObject, name: str) -> list[str] | None:
     return None
 
 
+def _storable_text(text: str) -> bool:
+    """True when HDF5 keeps the text as it is: UTF-8 without NUL, and not mistaken for an encoded value."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text and not is_encoded(text)
+
+
 def to_attribute(value: Any, name: str) -> Any:
-    """A plain value as something h5py stores faithfully; refuses what it cannot."""
+    """A plain value as something h5py stores faithfully.
+
+    Numbers, text, lists of text and numeric arrays are stored natively. What an HDF5 attribute
+    cannot hold (bytes, dicts, nested or mixed lists, None inside lists, text with NUL, integers
+    beyond 64 bits) is stored encoded (`usidbridge.codec.encode_value`) and decoded by `to_python`.
+    """
     if value is None:
         return h5py.Empty("f")
-    texts = [value] if isinstance(value, str) else [item for item in value if isinstance(item, str)] if isinstance(value, (list, tuple)) else []
-    for text in texts:
-        if "\x00" in text:
-            raise UnsupportedFeatureError(f"metadata {name!r}: HDF5 strings cannot hold NUL characters; remove them or store the value as bytes")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise UnsupportedFeatureError(f"metadata {name!r}: the text is not valid Unicode (lone surrogates); HDF5 stores UTF-8") from None
-    if isinstance(value, (list, tuple)):
-        if value and all(isinstance(item, str) for item in value):
-            return np.array([item.encode("utf-8") for item in value])
-        array = np.asarray(value)
-        if array.dtype.kind not in "biufc":
-            raise UnsupportedFeatureError(f"metadata {name!r}: a list of mixed or nested values cannot be an HDF5 attribute")
-        return array
-    if isinstance(value, (str, bool, int, float, complex, np.generic, np.ndarray)):
+    if isinstance(value, str):
+        return value if _storable_text(value) else encode_value(value)
+    if isinstance(value, bool) or isinstance(value, (float, complex, np.generic)):
         return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else encode_value(value)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc" and value.size:
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, str) and _storable_text(item) for item in value):
+        return np.array([item.encode("utf-8") for item in value])
+    if isinstance(value, (list, tuple)) and value and all(isinstance(item, (bool, int, float, complex, np.generic)) for item in value):
+        array = np.asarray(value)
+        if array.dtype.kind in "biufc" and array.ndim == 1:
+            return array
+    if isinstance(value, (list, tuple, dict, bytes, bytearray, np.ndarray)):
+        return encode_value(value)
     raise UnsupportedFeatureError(f"metadata {name!r}: a {type(value).__name__} cannot be an HDF5 attribute")
 
 
@@ -140,14 +156,16 @@ def string_list(values: list[str]) -> np.ndarray:
 
 
 def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
-    """A nested dict as subgroups (dict values) and attributes (everything else)."""
+    """A nested dict as subgroups (dict values) and attributes (everything else).
+
+    A section whose name cannot name an HDF5 group ('/' in it, empty, ".") is stored as one
+    encoded attribute instead, and reads back as the same dict.
+    """
     for key, value in tree.items():
-        if isinstance(value, Mapping):
-            if "/" in key or key in (".", ""):
-                raise UnsupportedFeatureError(f"metadata section {key!r}: a nested key cannot contain '/' or be empty")
+        if isinstance(value, Mapping) and "/" not in key and key not in (".", ""):
             write_tree(group.require_group(key), value)
         else:
-            group.attrs[key] = to_attribute(value, key)
+            group.attrs[key] = to_attribute(dict(value) if isinstance(value, Mapping) else value, key)
 
 
 def read_tree(group: h5py.Group) -> dict[str, Any]:

@@ -565,61 +565,6 @@ class Dataset:
         )
 
 
-def plain(value: Any) -> Any:
-    """Metadata as JSON-ready plain values: numpy scalars and arrays become Python numbers and lists."""
-    if isinstance(value, Mapping):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, np.ndarray):
-        return plain(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
-def describe(dataset: Dataset, order: Sequence[int]) -> dict[str, Any]:
-    """A JSON-ready description of a grid dataset whose data a file stores with its N-D axes in `order`.
-
-    Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
-    `from_description` rebuilds the exact Dataset from it.
-    """
-    order, positions = list(order), len(dataset.pos.dims)
-    return {
-        "name": dataset.name,
-        "quantity": dataset.quantity,
-        "units": dataset.units,
-        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in (dataset.dims[axis] for axis in order)],
-        "position": [order.index(axis) for axis in range(positions)],
-        "spectroscopic": [order.index(axis) for axis in range(positions, len(order))],
-        "metadata": plain(dataset.metadata),
-    }
-
-
-def from_description(array: Any, description: Mapping[str, Any], **attributes: Any) -> Dataset:
-    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing).
-
-    ``position`` and ``spectroscopic`` list stored axis numbers (names may repeat across the two sides).
-    """
-    dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
-    position, spectral = list(description["position"]), list(description["spectroscopic"])
-    array = array.reshape([dim.size for dim in dims]).transpose(position + spectral)
-    attributes.setdefault("metadata", description.get("metadata", {}))
-    return Dataset.from_ndarray(
-        array,
-        [dims[axis] for axis in position],
-        [dims[axis] for axis in spectral],
-        name=description.get("name", "Raw_Data"),
-        quantity=description["quantity"],
-        units=description["units"],
-        **attributes,
-    )
-
-
 def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:
     """Datasets grouped by equal Position ancillaries, in order: one measurement (h5USID) or scan (SPEC) each."""
     groups: list[list[Dataset]] = []
@@ -631,6 +576,21 @@ def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:
         else:
             groups.append([dataset])
     return groups
+
+
+def unique_per_side(dims: Sequence[Dimension], spectroscopic: Iterable[int]) -> list[Dimension]:
+    """`dims` with names repeated within the position side or within the spectroscopic side made
+    unique by trailing underscores (USID needs unique labels on each side; a name may appear on both)."""
+    spectral = set(spectroscopic)
+    result, seen = list(dims), {True: set(), False: set()}
+    for axis, dim in enumerate(dims):
+        side, name = axis in spectral, dim.name
+        while name in seen[side]:
+            name += "_"
+        seen[side].add(name)
+        if name != dim.name:
+            result[axis] = Dimension(name, dim.units, dim.values)
+    return result
 
 
 def from_labelled(array: Any, dims: Sequence[Dimension], spectroscopic: Iterable[int], **attributes: Any) -> Dataset:

@@ -21,7 +21,8 @@ import numpy as np
 
 from . import api, registry
 from .errors import UsidBridgeError
-from .model import Dataset, plain
+from .codec import plain
+from .model import Dataset
 from .rules import validate
 
 Status = Literal["kept", "encoded", "refused", "lost"]

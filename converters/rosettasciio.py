@@ -1,0 +1,173 @@
+"""Every format RosettaSciIO reads (Gatan DM, EMD, TIA, MSA, MRC, Bruker, Renishaw, JEOL, ...), read-only.
+
+RosettaSciIO's readers return signal dicts without a HyperSpy session; the hub maps them
+(`usidbridge.signals`: navigation → position dims, signal → spectroscopic dims, ``original_metadata``
+→ metadata, non-uniform axes, negative scales and offsets kept). One Dataset per signal.
+
+===========================================  ===================================================
+file                                         reader
+===========================================  ===================================================
+content signature (DM3/DM4 version word,     that reader (``SIGNATURES``)
+``WDF1``, ``#FORMAT``, ``<TRTSpectrum``,
+TIA ``.ser``, MRC ``MAP``, HDF5 ``.emd``)
+the extension alone                          RosettaSciIO's format table; formats usidbridge reads
+                                             itself (USID, NeXus, HSPY, netCDF, TIFF, numpy,
+                                             Image) are left to those converters
+several readers claim the extension          an error naming them: choose with ``-r reader=NAME``
+``-r reader=NAME`` (name or alias)           that reader, whatever the file looks like
+===========================================  ===================================================
+
+Reading is lazy where the reader supports it (dask), eager otherwise. RosettaSciIO's post-processing
+steps are HyperSpy calls; the ones readers use to shape a signal are done here (``squeeze``: size-1
+axes are dropped; ``to_signal1D``: the last axis alone is the signal), any other is named in a warning.
+HDF5 containers other than EMD (Tofwerk, Delmic, Arina) share the ``.h5`` extension with h5USID and
+plain HDF5, so they are read only when asked for with ``--from rosettasciio -r reader=NAME``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+from usidbridge.errors import AmbiguousFormatError, UnknownFormatError, UnreadableFileError, silenced
+from usidbridge.hdf import has_hdf5_signature
+from usidbridge.model import Dataset
+from usidbridge.registry import Format, Profile
+from usidbridge.signals import dataset_from_signal
+
+NATIVE = frozenset({"USID", "NeXus", "HSPY", "ZSPY", "netCDF", "TIFF", "numpy", "Image"})
+PREFERRED = {".mrc": "MRC"}  # MRCZ also reads .mrc; plain MRC is what a .mrc file is
+HDF5_CONTAINERS = {".emd": "EMD"}
+SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes, extension) → the file is its own
+    "DigitalMicrograph": lambda head, suffix: head[:4] in (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04") and suffix in (".dm3", ".dm4"),
+    "Renishaw": lambda head, suffix: head[:4] == b"WDF1",
+    "MSA": lambda head, suffix: head.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"#FORMAT"),
+    "Bruker": lambda head, suffix: b"<TRTSpectrum" in head[:512] or head[:8] == b"AAMVHFSS",
+    "TIA": lambda head, suffix: head[:4] == b"II\x97\x01",
+    "MRC": lambda head, suffix: head[208:212] in (b"MAP ", b"MAP\x00"),
+    "Blockfile": lambda head, suffix: head[:12] == b"IMGBLOCKFILE",
+    "JEOL": lambda head, suffix: suffix == ".img" and head[:4] == b"\x34\x00\x00\x00",
+    "Hamamatsu": lambda head, suffix: suffix == ".img" and head[:2] == b"IM",
+}
+AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats and not told apart by content: -r reader=NAME
+# What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
+# numpy, xml and h5py and check little themselves).
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError)
+
+
+def _plugins() -> list[dict[str, Any]]:
+    from rsciio import IO_PLUGINS
+
+    return [plugin for plugin in IO_PLUGINS if plugin.get("api")]
+
+
+def _by_name(name: str, path: Path) -> dict[str, Any]:
+    plugins = _plugins()
+    for plugin in plugins:
+        if name.lower() in [plugin["name"].lower(), *(alias.lower() for alias in plugin.get("name_aliases") or [])]:
+            return plugin
+    names = ", ".join(sorted(plugin["name"] for plugin in plugins))
+    raise UnknownFormatError(f"RosettaSciIO has no reader {name!r}; its readers: {names}", path)
+
+
+def _claiming(path: Path, head: bytes) -> list[dict[str, Any]]:
+    """The readers that claim the file: by content signature first, else by extension (native formats left out)."""
+    plugins = [plugin for plugin in _plugins() if plugin["name"] not in NATIVE]
+    suffix = path.suffix.lower()
+    by_content = [plugin for plugin in plugins if plugin["name"] in SIGNATURES and SIGNATURES[plugin["name"]](head, suffix)]
+    if by_content:
+        return by_content
+    if has_hdf5_signature(head):
+        return [plugin for plugin in plugins if plugin["name"] == HDF5_CONTAINERS.get(suffix)]
+    by_extension = [plugin for plugin in plugins if suffix[1:] in (extension.lower() for extension in plugin["file_extensions"])]
+    preferred = [plugin for plugin in by_extension if plugin["name"] == PREFERRED.get(suffix)]
+    return preferred or by_extension
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(4096)
+
+
+def choose_reader(path: Path, reader: str | None = None) -> dict[str, Any]:
+    """The RosettaSciIO plugin for the file: the one asked for, else the only one that claims it."""
+    if reader:
+        return _by_name(reader, path)
+    claiming = _claiming(path, _head(path))
+    if not claiming:
+        raise UnknownFormatError(f"no RosettaSciIO reader recognises this file (extension {path.suffix or 'none'!r}); name one with -r reader=NAME", path)
+    if len(claiming) > 1:
+        names = ", ".join(plugin["name"] for plugin in claiming)
+        raise AmbiguousFormatError(f"several RosettaSciIO readers claim this file ({names}); choose one with -r reader=NAME (e.g. -r reader={claiming[0]['name']})", path)
+    return claiming[0]
+
+
+def _post_process(signal: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Do RosettaSciIO's shaping steps (HyperSpy calls) on the dict: ``to_signal1D`` and ``squeeze``."""
+    for step in signal.get("post_process") or []:
+        called = set(getattr(getattr(step, "__code__", None), "co_names", ()))
+        if "to_signal1D" in called:
+            signal["axes"] = [{**axis, "navigate": index < len(signal["axes"]) - 1} for index, axis in enumerate(signal["axes"])]
+        elif "squeeze" in called:
+            keep = [index for index, size in enumerate(signal["data"].shape) if size > 1]
+            if len(keep) < signal["data"].ndim:
+                signal["data"] = signal["data"].reshape([signal["data"].shape[index] for index in keep])
+                signal["axes"] = [signal["axes"][index] for index in keep]
+        else:
+            warnings.warn(f"{path}: RosettaSciIO's post-processing step {sorted(called)} needs HyperSpy and was not applied", stacklevel=3)
+    return signal
+
+
+def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
+    """One Dataset per signal RosettaSciIO's reader finds in the file."""
+    plugin = choose_reader(path, reader)
+    module = importlib.import_module(plugin["api"])
+    try:
+        with silenced("rsciio"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            try:
+                signals = module.file_reader(str(path), lazy=lazy)
+            except NotImplementedError:  # the reader has no lazy mode
+                signals = module.file_reader(str(path), lazy=False)
+    except READER_FAILURES as error:
+        raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader cannot read this file ({type(error).__name__}: {error})", path) from None
+    datasets = []
+    for index, signal in enumerate(signals):
+        dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")
+        dataset.metadata.setdefault("hyperspy", {}).setdefault("General", {}).setdefault("FileIO", {"reader": plugin["name"]})
+        datasets.append(dataset)
+    return datasets
+
+
+class RosettaSciIOFormat(Format):
+    name = "rosettasciio"
+    description = "every format RosettaSciIO reads: Gatan DM3/DM4, EMD (Velox, NCEM), TIA, MSA, MRC, Bruker, Renishaw, JEOL, ..."
+    extensions = (
+        ".dm3", ".dm4", ".emd", ".de5", ".emi", ".ser", ".msa", ".ems", ".mas", ".emsa", ".mrc", ".mrcz", ".ali", ".bcf", ".spx", ".wdf",
+        ".spd", ".spc", ".lsd", ".asw", ".img", ".map", ".pts", ".eds", ".blo", ".unf", ".rpl", ".sur", ".pro", ".elid", ".prz", ".tvips",
+        ".mib", ".app5", ".dens", ".sac", ".sbc", ".tvf",
+    )  # RosettaSciIO's, less its natives' and AUTO_EXCLUDED (a test keeps this in step with RosettaSciIO)
+    dependency = "rsciio"
+    extra = "rosettasciio"
+    profile = Profile()
+    read_options = {"reader": "the RosettaSciIO reader to use, by name or alias (e.g. DigitalMicrograph, JEOL, Tofwerk); default: detected"}
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        suffix = path.suffix.lower()
+        if any(signature(head, suffix) for signature in SIGNATURES.values()):
+            return 2
+        if has_hdf5_signature(head):
+            return 2 if suffix in HDF5_CONTAINERS else 0
+        return 1 if suffix in self.extensions else 0
+
+    def read(self, path: Path, *, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
+        return read_file(path, lazy=lazy, reader=reader)
+
+
+FORMAT = RosettaSciIOFormat()

@@ -158,11 +158,14 @@ def string_list(values: list[str]) -> np.ndarray:
 def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
     """A nested dict as subgroups (dict values) and attributes (everything else).
 
-    A section whose name cannot name an HDF5 group ('/' in it, empty, ".") is stored as one
-    encoded attribute instead, and reads back as the same dict.
+    A section whose name cannot name an HDF5 group ('/' in it, "."), or which holds a key that cannot
+    name an HDF5 attribute (empty), is stored as one encoded attribute instead, and reads back as the
+    same dict.
     """
     for key, value in tree.items():
-        if isinstance(value, Mapping) and "/" not in key and key not in (".", ""):
+        if not key:
+            raise UnsupportedFeatureError(f"metadata key {key!r} under {group.name!r}: HDF5 names cannot be empty; rename the key")
+        if isinstance(value, Mapping) and "/" not in key and key != "." and all(value):
             write_tree(group.require_group(key), value)
         else:
             group.attrs[key] = to_attribute(dict(value) if isinstance(value, Mapping) else value, key)

@@ -1,0 +1,201 @@
+"""Instrument files none of us wrote (DM, EMD, TIA, MSA, Bruker, Renishaw, vendor TIFFs), against `hs.load`.
+
+`hs.load` (RosettaSciIO) is the reference: the same numbers, and for every axis the same size,
+scale, offset and units (compared with pint), with navigation ↔ position and signal ↔
+spectroscopic. An image with no navigation (a Signal2D) is USID's image: pixels are positions.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import usidbridge as ub
+from usidbridge import registry
+from usidbridge.signals import is_image
+
+from conftest import need
+from test_cli import assert_one_line_error, run
+
+ROSETTASCIIO = [
+    "rosettasciio/dm/EELS_spectrum.dm3",
+    "rosettasciio/dm/STEM_image.dm3",
+    "rosettasciio/dm/spectrum_image_3D.dm4",
+    "rosettasciio/emd/ncem_example_signal.emd",
+    "rosettasciio/emd/velox_tem_stack.emd",
+    "rosettasciio/msa/example1.msa",
+    "rosettasciio/tia/16x16-spectrum_image-5x5x1024.emi",
+    "rosettasciio/tia/16x16-spectrum_image-5x5x1024_1.ser",
+    "rosettasciio/bruker/bruker_nano.spx",
+    "rosettasciio/renishaw/renishaw_test_map.wdf",
+]
+VENDOR_TIFFS = [
+    "tiff/test_loading_image_saved_with_DM.tif",
+    "tiff/FEI-Helios-Ebeam-8bits.tif",
+    "tiff/test_tiff_Zeiss_SEM_512pix.tif",
+    "tiff/JEOL-SightX-TEM-mag-dummy.tif",
+    "tiff/optical_Zeiss_AxioVision_RGB.tif",
+]
+RGB = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
+
+
+@pytest.fixture(scope="module")
+def hs():
+    return need("hyperspy.api")
+
+
+@pytest.fixture(scope="module")
+def units():
+    pint = need("pint")
+    registry_ = pint.UnitRegistry()
+
+    def same(ours: str, theirs) -> bool:
+        theirs = "" if theirs is None or str(theirs) == "<undefined>" else str(theirs)
+        if ours == theirs:
+            return True
+        try:
+            return registry_.Quantity(1, ours or "dimensionless") == registry_.Quantity(1, theirs or "dimensionless")
+        except (pint.errors.PintError, ValueError, TypeError, AttributeError, AssertionError):
+            return False
+
+    return same
+
+
+def load_reference(hs, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        signals = hs.load(path)
+    return signals if isinstance(signals, list) else [signals]
+
+
+def assert_matches_hyperspy(dataset, signal, same_units):
+    """Numbers, every axis (size, scale, offset, units) and the navigation / signal split."""
+    axes = signal.axes_manager._axes
+    reference = np.asarray(signal.data)
+    if reference.dtype.names:
+        reference = reference.view(np.dtype({"names": [RGB[name] for name in reference.dtype.names], "formats": [reference.dtype.fields[name][0] for name in reference.dtype.names]}))
+    if is_image(dataset):
+        dims = list(dataset.pos.dims)
+        assert signal.axes_manager.navigation_dimension == 0 and signal.axes_manager.signal_dimension == len(dims)
+        ours = np.asarray(dataset.to_ndarray()).reshape(dataset.pos.shape)
+    else:
+        dims = list(dataset.pos.dims if dataset.pos.size > 1 or dataset.pos.dims[0].name != "arb" else []) + list(dataset.spec.dims)
+        assert [axis.navigate for axis in axes] == [index < len(dims) - len(dataset.spec.dims) for index in range(len(dims))]
+        ours = np.asarray(dataset.to_ndarray()).reshape(reference.shape)
+    assert len(dims) == len(axes)
+    assert ours.dtype == reference.dtype and np.array_equal(ours, reference)
+    for dim, axis in zip(dims, axes):
+        assert dim.size == axis.size
+        np.testing.assert_allclose(dim.values, axis.axis, rtol=1e-12, atol=0)
+        if axis.is_uniform:
+            assert dim.is_uniform and dim.offset == pytest.approx(axis.offset) and dim.scale == pytest.approx(axis.scale)
+        assert same_units(dim.units, axis.units), (dim, axis.units)
+
+
+@pytest.mark.parametrize("name", ROSETTASCIIO + VENDOR_TIFFS)
+def test_reads_like_hyperspy(hs, units, shared_data, name):
+    path = shared_data / name
+    datasets = ub.read(path)
+    signals = load_reference(hs, path)
+    assert len(datasets) == len(signals)
+    for dataset, signal in zip(datasets, signals):
+        assert_matches_hyperspy(dataset, signal, units)
+
+
+@pytest.mark.parametrize("name", ROSETTASCIIO + VENDOR_TIFFS)
+def test_converts_to_h5usid_that_validates_and_pyusid_opens(usid, shared_data, tmp_path, name):
+    target = ub.convert(shared_data / name, tmp_path / "out.h5")
+    report = ub.validate(target)
+    assert report.ok, report.findings
+    import h5py
+
+    with h5py.File(target, "r") as file:
+        mains = usid.hdf_utils.get_all_main(file)
+        assert len(mains) == len(ub.read(shared_data / name))
+        for main in mains:
+            assert usid.hdf_utils.check_if_main(main)
+            assert usid.USIDataset(main).get_n_dim_form().size == main.size
+
+
+def test_rosettasciio_reader_is_lazy_where_it_can_be(shared_data):
+    (dataset,) = ub.read(shared_data / "rosettasciio/dm/spectrum_image_3D.dm4", lazy=True)
+    assert hasattr(dataset.data, "compute")
+    (eager,) = ub.read(shared_data / "rosettasciio/dm/spectrum_image_3D.dm4")
+    assert np.array_equal(np.asarray(dataset.data), eager.data)
+    (renishaw, _image) = ub.read(shared_data / "rosettasciio/renishaw/renishaw_test_map.wdf", lazy=True)  # no lazy mode: read
+    assert not renishaw.spec.dims[0].is_uniform  # the Raman shift axis stays non-uniform
+
+
+def test_original_metadata_is_kept(shared_data, tmp_path):
+    (dataset,) = ub.read(shared_data / "rosettasciio/bruker/bruker_nano.spx")
+    assert "Hardware" in dataset.metadata and dataset.metadata["hyperspy"]["General"]["title"] == "EDX"
+    (back,) = ub.read(ub.write(dataset, tmp_path / "spx.h5"))
+    assert back.metadata["Hardware"] == dataset.metadata["Hardware"]
+
+
+def test_extensions_follow_rosettasciio_format_table():
+    from rsciio import IO_PLUGINS
+
+    from usidbridge.converters import rosettasciio
+
+    expected = {
+        f".{extension.lower()}"
+        for plugin in IO_PLUGINS
+        if plugin["name"] not in rosettasciio.NATIVE
+        for extension in plugin["file_extensions"]
+        if f".{extension.lower()}" not in rosettasciio.AUTO_EXCLUDED
+    }
+    assert set(rosettasciio.FORMAT.extensions) == expected
+
+
+def test_two_readers_claiming_a_file_is_one_clear_error(tmp_path, shared_data):
+    unknown = tmp_path / "camera.img"
+    unknown.write_bytes(b"\x01\x02\x03\x04" + bytes(300))
+    result = run("convert", unknown, tmp_path / "out.h5")
+    assert_one_line_error(result, str(unknown), "JEOL", "Hamamatsu", "-r reader=")
+    chosen = run("convert", shared_data / "rosettasciio/msa/example1.msa", tmp_path / "msa.h5", "--from", "rosettasciio", "-r", "reader=msa")
+    assert chosen.returncode == 0, chosen.stderr
+    assert_one_line_error(run("convert", shared_data / "rosettasciio/msa/example1.msa", tmp_path / "x.h5", "--from", "rosettasciio", "-r", "reader=nonesuch"), "nonesuch", "DigitalMicrograph")
+
+
+def test_detected_by_content_not_only_extension(shared_data, tmp_path):
+    renamed = tmp_path / "spectrum.txt"
+    renamed.write_bytes((shared_data / "rosettasciio/msa/example1.msa").read_bytes())
+    assert registry.detect(renamed).name == "rosettasciio"
+    (dataset,) = ub.read(renamed, "rosettasciio", reader="MSA")
+    assert dataset.spec.dims[0].name == "Energy"
+
+
+def test_imagej_stack_as_images_has_hyperspys_split(hs, units, shared_data):
+    """A stack read with frames=position is a sequence of images: HyperSpy navigates the frames, as hs.load does."""
+    from usidbridge.signals import signal_dict
+
+    path = shared_data / "tiff/test_loading_image_saved_with_imageJ_stack.tif"
+    (dataset,) = ub.read(path, frames="position")
+    (signal,) = load_reference(hs, path)
+    ours = signal_dict(dataset)
+    assert [axis["navigate"] for axis in ours["axes"]] == [axis.navigate for axis in signal.axes_manager._axes]
+    assert np.array_equal(ours["data"], signal.data)
+    for dim, axis in zip(dataset.pos.dims, signal.axes_manager._axes):
+        assert dim.size == axis.size and dim.scale == pytest.approx(axis.scale) and (axis.name == "depth" or units(dim.units, axis.units))
+
+
+def test_missing_codec_is_named_not_called_damage(tmp_path, shared_data):
+    """A JPEG-compressed TIFF reads with imagecodecs; without it, the error names the package to install."""
+    import subprocess
+    import sys
+
+    tifffile = need("tifffile")
+    need("imagecodecs")
+    image = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    for compression in ("jpeg", "lzw", "zlib", "zstd"):
+        path = tmp_path / f"{compression}.tif"
+        tifffile.imwrite(path, image, compression=compression)
+        (dataset,) = ub.read(path)
+        assert dataset.to_ndarray(squeeze=True).shape == (64, 64)
+        if compression != "jpeg":
+            assert np.array_equal(dataset.to_ndarray(squeeze=True), image)
+    blocked = "import sys; sys.modules['imagecodecs'] = None\nfrom usidbridge.cli import main; main()"
+    result = subprocess.run([sys.executable, "-c", blocked, "convert", str(tmp_path / "lzw.tif"), str(tmp_path / "out.h5")], capture_output=True, text=True)
+    assert_one_line_error(result, "imagecodecs", "pip install 'usidbridge[tiff]'")
+    assert "damaged" not in result.stderr

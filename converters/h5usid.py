@@ -281,7 +281,7 @@ class H5USIDFormat(Format):
             found = file.visititems(
                 lambda _name, obj: True if isinstance(obj, h5py.Dataset) and "Position_Indices" in obj.attrs else None
             )
-        return 2 if found else 1
+        return 2 if found else 0  # other HDF5 files are the plain hdf5 format's
 
     def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         file = open_hdf5(path)

@@ -203,21 +203,31 @@ def _dataset_dict(dataset: Dataset) -> dict[str, Any]:
     return entry
 
 
-def _hdf5_tree(path: Path) -> list[str]:
-    """Up to TREE_LIMIT lines describing every group and dataset of an HDF5 file."""
+def _hdf5_tree(path: Path, convertible: set[str]) -> list[str]:
+    """Up to TREE_LIMIT lines describing the groups and datasets of an HDF5 file (whole paths), then "… N more".
+
+    Datasets in `convertible` (HDF5 paths) are marked: they can be given to ``--dataset``.
+    """
     import h5py
 
     lines: list[str] = []
+    count = 0
 
-    def visit(name: str, obj: Any) -> bool | None:
+    def visit(name: str, obj: Any) -> None:
+        nonlocal count
+        count += 1
+        if len(lines) >= TREE_LIMIT:
+            return
         if isinstance(obj, h5py.Dataset):
-            lines.append(f"{name}  {obj.shape} {obj.dtype}")
+            mark = "  ← convertible" if f"/{name}" in convertible else ""
+            lines.append(f"/{name}  {obj.shape} {obj.dtype}{mark}")
         else:
-            lines.append(f"{name}/")
-        return True if len(lines) >= TREE_LIMIT else None
+            lines.append(f"/{name}/")
 
     with h5py.File(path, "r") as file:
         file.visititems(visit)
+    if count > len(lines):
+        lines.append(f"… {count - len(lines)} more")
     return lines
 
 
@@ -229,7 +239,7 @@ def info(file: Path, as_json: bool) -> None:
     format = registry.detect(file)
     datasets = api.read(file, format.name, lazy=True)
     with open(file, "rb") as handle:
-        tree = _hdf5_tree(file) if has_hdf5_signature(handle.read(2056)) else []
+        tree = _hdf5_tree(file, {api.internal_path(dataset) for dataset in datasets}) if has_hdf5_signature(handle.read(2056)) else []
     if as_json:
         _print_json({"file": str(file), "format": format.name, "tree": tree, "datasets": [_dataset_dict(d) for d in datasets]})
         return
@@ -237,11 +247,12 @@ def info(file: Path, as_json: bool) -> None:
     if tree:
         root = Tree("/")
         for line in tree:
-            root.add(line)
+            root.add(escape(line))
         console.print(root)
     for dataset in datasets:
         entry = _dataset_dict(dataset)
-        table = Table(title=f"{entry['source']}: {entry['quantity']} ({entry['units']}), {entry['dtype']}, shape {tuple(entry['shape'])}", title_justify="left")
+        units = f" ({entry['units']})" if entry["units"] else ""
+        table = Table(title=escape(f"{entry['source']}: {entry['quantity']}{units}, {entry['dtype']}, shape {tuple(entry['shape'])}"), title_justify="left")
         for column in ("side", "dim", "units", "size", "first", "last", "step"):
             table.add_column(column)
         for side in ("position", "spectroscopic"):

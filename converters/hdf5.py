@@ -1,0 +1,118 @@
+"""Plain HDF5: any numeric dataset of any HDF5 file that is neither h5USID nor NeXus, read-only.
+
+Mapping between the file and the model (one Dataset per numeric dataset; pick one with
+``--dataset PATH``, a name, a quantity or a glob):
+
+=============================================  ================================================
+HDF5                                           `Dataset`
+=============================================  ================================================
+a numeric, complex or compound dataset         N-D data (an h5py dataset when lazy)
+(dimension scales themselves are skipped)
+dimension scale attached to axis i             dim i: the scale's values, its dimension label
+(``H5DSattach_scale``)                         (else the scale's own name) and ``units`` attr
+axis without a scale                           dim ``arb_i`` (its dimension label when set),
+                                               values 0, 1, 2, ..., units a.u.
+``spectroscopic=`` (names or a count of        which dims are spectroscopic. Without it: a 1-D
+trailing axes)                                 dataset is a spectrum (spectroscopic), a 2-D one
+                                               an image (positions), and of 3 or more dims the
+                                               last is spectroscopic (a spectrum per pixel)
+``long_name`` / ``quantity`` and ``units``     quantity (else the dataset's name) and units
+attributes
+every attribute, and the path                  ``metadata["hdf5"]``
+=============================================  ================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from usidbridge.errors import NotUSIDError
+from usidbridge.hdf import has_hdf5_signature, open_hdf5, read_attrs, string_attr
+from usidbridge.model import Dataset, Dimension, check_dtype, from_labelled, unique_per_side
+from usidbridge.registry import Format, Profile
+
+PLACEHOLDER_UNITS = "a.u."
+
+
+def is_dimension_scale(obj: h5py.Dataset) -> bool:
+    return string_attr(obj, "CLASS") == "DIMENSION_SCALE"
+
+
+def convertible(obj: Any) -> bool:
+    """True for a dataset the model can hold: numeric, complex or compound of those, non-empty, not a scale."""
+    return isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.size > 0 and check_dtype(obj.dtype) is None and not is_dimension_scale(obj)
+
+
+def convertible_datasets(file: h5py.File) -> list[h5py.Dataset]:
+    """Every convertible dataset of the file, each once, in the order h5py visits them."""
+    found: list[h5py.Dataset] = []
+    file.visititems(lambda _name, obj: found.append(obj) if convertible(obj) else None)
+    return found
+
+
+def _dims(dataset: h5py.Dataset) -> list[Dimension]:
+    """One dim per axis: the first attached dimension scale that fits, else an index dim."""
+    dims = []
+    for axis, size in enumerate(dataset.shape):
+        label = dataset.dims[axis].label
+        dim = Dimension(label or f"arb_{axis}", PLACEHOLDER_UNITS, size)
+        for scale in dataset.dims[axis].values():
+            if scale.ndim == 1 and scale.shape[0] == size and scale.dtype.kind in "iuf":
+                name = label or string_attr(scale, "long_name") or scale.name.rsplit("/", 1)[-1]
+                dim = Dimension(name, string_attr(scale, "units") or "", scale[()])
+                break
+        dims.append(dim)
+    return dims
+
+
+def _spectroscopic(dims: list[Dimension], override: Sequence[str] | int | None) -> list[int]:
+    count = len(dims)
+    if isinstance(override, int):
+        return list(range(count - override, count)) if override else []
+    if override is not None:
+        return [axis for axis, dim in enumerate(dims) if dim.name in override]
+    if count == 1:
+        return [0]
+    return [count - 1] if count >= 3 else []
+
+
+def read_dataset(dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
+    """One HDF5 dataset as a Dataset (left in the file when `lazy`)."""
+    dims = _dims(dataset)
+    spectral = _spectroscopic(dims, spectroscopic)
+    name = dataset.name.rsplit("/", 1)[-1]
+    attributes = {
+        "name": name,
+        "quantity": string_attr(dataset, "long_name") or string_attr(dataset, "quantity") or name,
+        "units": string_attr(dataset, "units") or "",
+        "metadata": {"hdf5": {"path": dataset.name, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
+        "source": f"{dataset.file.filename}::{dataset.name}",
+    }
+    return from_labelled(dataset if lazy else np.asarray(dataset[()]), unique_per_side(dims, spectral), spectral, **attributes)
+
+
+class Hdf5Format(Format):
+    name = "hdf5"
+    description = "any numeric dataset of any HDF5 file, dims from attached dimension scales"
+    profile = Profile()
+    read_options = {"spectroscopic": "which dims are spectroscopic: a list of dim names, or a count of trailing dims"}
+
+    def sniff(self, head: bytes, path: Path) -> int:
+        return 1 if has_hdf5_signature(head) else 0
+
+    def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
+        file = open_hdf5(path)
+        datasets = [read_dataset(dataset, lazy, spectroscopic) for dataset in convertible_datasets(file)]
+        if not lazy or not datasets:
+            file.close()
+        if not datasets:
+            raise NotUSIDError("this HDF5 file holds no numeric dataset to convert (`usidbridge info` shows its tree)", path)
+        return datasets
+
+
+FORMAT = Hdf5Format()

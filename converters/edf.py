@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import glob
 import re
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ PARSED_KEYS = STRUCTURAL_KEYS | {key for pair in LIST_KEYS.values() for key in p
 FORBIDDEN = ("|", ";", "{", "}", "\n")
 CBF_MAGIC = b"###CBF"
 EXACT_AXIS_LIMIT = 256
+# What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
+# numpy and text parsing and check little themselves).
+FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError)
 
 
 def _number(text: str) -> float | str:
@@ -89,7 +93,7 @@ class _Frames:
                 image = fabio.open(str(path))
             except KeyError as error:
                 raise UnreadableFileError(f"unknown EDF DataType {error.args[0]!r} in the header at byte offset {_offset_of(path, b'DataType')}", path) from None
-            except Exception as error:
+            except FABIO_FAILURES as error:
                 raise UnreadableFileError(f"not an image FabIO can read ({type(error).__name__}: {error})", path) from None
             self.images.append((path, image))
         self.headers = [header for path, image in self.images for header in self._checked_headers(path, image)]
@@ -98,7 +102,7 @@ class _Frames:
     def _checked_headers(path: Path, image: Any) -> list[dict[str, str]]:
         frames = getattr(image, "_frames", None)
         if not frames:
-            return [dict(image.header)]
+            return [_text_header(image.header)]
         size = path.stat().st_size
         headers = []
         for index, frame in enumerate(frames):
@@ -157,6 +161,15 @@ class _Frames:
 
             return dask.array.concatenate([as_dask(part) for part in parts])
         return np.concatenate(parts)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _text_header(header: Any) -> dict[str, str]:
+    """A FabIO header as text keys and values (some formats, PNM among them, give bytes)."""
+    return {_text(key): _text(value) for key, value in dict(header).items()}
 
 
 def _frame_dtype(header: dict[str, str]) -> np.dtype:
@@ -342,6 +355,17 @@ class EdfFormat(Format):
         if start.startswith(b"{") and any(key in start for key in (b"EDF_", b"HeaderID", b"Dim_1", b"DataType")):
             return 2
         return 0
+
+    def probe(self, path: Path) -> bool:
+        """Ask FabIO, which knows many detector formats by their headers (ADSC, d*TREK, Bruker, MarCCD, Pilatus, numpy, ...)."""
+        import fabio
+
+        try:
+            with silenced("fabio"):
+                image = fabio.open(str(path))
+        except FABIO_FAILURES:
+            return False
+        return getattr(image, "data", None) is not None and image.data.ndim == 2
 
     def read(self, path: Path, *, lazy: bool = False, frames: str | None = None, series: bool = False) -> list[Dataset]:
         return [read_file(path, lazy=lazy, frames=frames, series=series)]

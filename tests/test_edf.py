@@ -8,7 +8,7 @@ import usidbridge as ub
 from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
 from usidbridge.images import dataset_to_stack
 
-from conftest import need
+from conftest import FIXTURES, need
 from strategies import datasets
 from test_cli import assert_one_line_error, run
 
@@ -159,3 +159,31 @@ def test_bad_edf_files(tmp_path):
             ub.read(path)
         assert_one_line_error(run("convert", path, tmp_path / f"{path.stem}.h5"), str(path))
         assert not (tmp_path / f"{path.stem}.h5").exists()
+
+
+FABIO_WRITERS = [("adscimage", "AdscImage", "frame.img"), ("dtrekimage", "DtrekImage", "frame_dtrek.img"), ("numpyimage", "NumpyImage", "frame.npy"), ("cbfimage", "CbfImage", "frame.cbf"), ("marccdimage", "MarccdImage", "frame.mccd"), ("pnmimage", "PnmImage", "frame.pnm")]
+
+
+@pytest.mark.parametrize(("module", "cls", "name"), FABIO_WRITERS)
+def test_every_fabio_format_is_detected_by_asking_fabio(tmp_path, module, cls, name):
+    """Files written by fabio's own writers are detected without --from (magic bytes first, then FabIO) and read back exactly."""
+    import importlib
+
+    need("fabio")
+    data = (np.arange(30 * 40) % 1000).astype(np.int32 if module == "cbfimage" else np.uint16).reshape(30, 40)
+    path = tmp_path / name
+    getattr(importlib.import_module(f"fabio.{module}"), cls)(data=data).write(str(path))
+    assert ub.registry.detect(path).name == ("tiff" if module == "marccdimage" else "edf")  # MarCCD is a TIFF: the magic bytes decide
+    (dataset,) = ub.read(path)
+    assert np.array_equal(dataset.to_ndarray(squeeze=True), data)
+    assert ub.validate(ub.write(dataset, tmp_path / "out.h5")).ok
+
+
+def test_fabio_reader_raises_only_our_errors(tmp_path):
+    need("fabio")
+    from fabio import pnmimage
+
+    rgb = np.zeros((5, 6, 3), np.uint8)
+    pnmimage.PnmImage(data=rgb).write(str(tmp_path / "rgb.pnm"))  # FabIO cannot read back its own colour PNM
+    for path in (tmp_path / "rgb.pnm", FIXTURES / "demo_scans.spec"):
+        assert_one_line_error(run("convert", path, tmp_path / "out.h5", "--from", "edf"), str(path))

@@ -226,11 +226,11 @@ def get(name: str) -> Format:
 
 
 def for_extension(path: str | Path) -> Format:
-    """The first format claiming the extension of `path`, for choosing a writer."""
+    """The first writable format claiming the extension of `path`, for choosing a writer."""
     _discover()
     suffix = Path(path).suffix.lower()
     for format in _REGISTRY.values():
-        if suffix in format.extensions:
+        if suffix in format.extensions and format.can_write:
             return format
     raise UnknownFormatError(f"no format writes {suffix or 'files without an extension'!r}; pass a format name (--to)", path)
 

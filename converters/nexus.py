@@ -16,7 +16,14 @@ signal (NeXus) or the group (HyperSpy)             else every dim is a position.
 ``@default`` on the root and NXentry               the order of the datasets (the default first)
 NXentry fields, NXdata attributes                  ``metadata["nexus"]``
 NXcollection ``usidbridge_metadata`` (ours)        every other ``metadata`` key
+``@usidbridge_placeholders`` (ours)                USID's size-1 placeholder dims, which are not
+                                                   written as axes (an image is 2-D, a spectrum
+                                                   1-D), restored on reading
 =================================================  =============================================
+
+Written signals carry ``@interpretation`` (on the signal, as NeXus says, and on the NXdata group,
+where HyperSpy looks): "spectrum" for one trailing spectroscopic dim, "image" for two, or for an
+image over the positions; so HyperSpy, xarray and NeXus plotters see the navigation / signal split.
 
 Non-grid positions are written as one position axis "position" with one auxiliary coordinate per
 label (``LABEL_indices = 0``) and the USID index table ``usidbridge_position_indices`` beside them.
@@ -31,6 +38,7 @@ tests check our files with.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,6 +56,7 @@ from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
 
 SPECTROSCOPIC_ATTR = "usidbridge_spectroscopic"
+PLACEHOLDERS_ATTR = "usidbridge_placeholders"
 POSITION_INDICES = "usidbridge_position_indices"
 METADATA_COLLECTION = "usidbridge_metadata"
 ORIGINAL_NAME = "usidbridge_name"
@@ -155,6 +164,16 @@ def _spectroscopic(group: h5py.Group, signal: h5py.Dataset, dims: list[Dimension
     return list(range(count - trailing, count)) if 0 < trailing < count else []
 
 
+def _placeholders(group: h5py.Group) -> list[dict[str, Any]]:
+    """The size-1 placeholder dims our writer left out of the signal (``@usidbridge_placeholders``)."""
+    text = string_attr(group, PLACEHOLDERS_ATTR)
+    try:
+        entries = json.loads(text) if text else []
+    except json.JSONDecodeError:
+        return []
+    return [entry for entry in entries if isinstance(entry, dict) and {"side", "name", "units", "value"} <= entry.keys()] if isinstance(entries, list) else []
+
+
 def _entry_metadata(group: h5py.Group) -> dict[str, Any]:
     entry = group.parent
     fields = {}
@@ -190,7 +209,10 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
         axis_names = _axis_names(group, signal)
         dims = _dims(group, axis_names, signal.shape)
         spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
-        results.append(from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes))
+        dataset = from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes)
+        for entry in _placeholders(group):
+            setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(entry["name"], entry["units"], [entry["value"]])]))
+        results.append(dataset)
     return results
 
 
@@ -236,7 +258,12 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     if signal is not None:  # dual file: the 2-D Main dataset is the signal
         dims, shape = [None, spectral[0] if len(spectral) == 1 else None], dataset.shape
     elif dataset.is_grid:
-        dims, shape = list(dataset.dims), dataset.nd_shape
+        dropped = _placeholder_axes(dataset)
+        dims = [dim for axis, dim in enumerate(dataset.dims) if axis not in dropped]
+        shape = tuple(dim.size for dim in dims)
+        if dropped:
+            sides = ["position" if axis < len(dataset.pos.dims) else "spectroscopic" for axis in dropped]
+            group.attrs[PLACEHOLDERS_ATTR] = json.dumps([{"side": side, "name": dataset.dims[axis].name, "units": dataset.dims[axis].units, "value": float(dataset.dims[axis].values[0])} for side, axis in zip(sides, dropped)])
     else:  # non-grid positions: one position axis, the spectroscopic axes as they are
         dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
     if signal is None:
@@ -267,14 +294,37 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
         table.attrs["labels"] = np.array([label.encode() for label in dataset.pos.labels])
         table.attrs["units"] = np.array([unit.encode() for unit in dataset.pos.units])
     group.attrs["axes"] = np.array([name.encode() for name in axes])
-    spectral_axes = axes[1:] if dims[0] is None else axes[len(dataset.pos.dims) :]
+    positions = 1 if dims[0] is None else len(dataset.pos.dims) - sum(1 for entry in json.loads(group.attrs.get(PLACEHOLDERS_ATTR, "[]")) if entry["side"] == "position")
+    spectral_axes = axes[positions:]
     group.attrs[SPECTROSCOPIC_ATTR] = np.array([name.encode() for name in spectral_axes if name != "."] or [b""])
+    interpretation = _interpretation(positions, len(spectral_axes))
+    if interpretation and signal is None:  # NeXus reads it on the signal, HyperSpy on the group
+        group.attrs["interpretation"] = data.attrs["interpretation"] = interpretation
     extra = {key: value for key, value in dataset.metadata.items() if key not in (LAYOUT_KEY, "h5usid")}
     if extra:
         collection = group.create_group(METADATA_COLLECTION)
         collection.attrs["NX_class"] = "NXcollection"
         write_tree(collection, extra)
     return group
+
+
+def _placeholder_axes(dataset: Dataset) -> list[int]:
+    """N-D axes that are USID's size-1 placeholders (a side with one dim of size 1); they are not written, so that
+    other readers see an image as 2-D and a spectrum as 1-D. At least one axis stays."""
+    positions = len(dataset.pos.dims)
+    axes = []
+    if positions == 1 and dataset.pos.dims[0].size == 1:
+        axes.append(0)
+    if len(dataset.spec.dims) == 1 and dataset.spec.dims[0].size == 1 and positions > len(axes):
+        axes.append(positions)
+    return axes
+
+
+def _interpretation(positions: int, spectral: int) -> str | None:
+    """NeXus @interpretation of the signal: what its trailing axes are, as HyperSpy and NeXus plotters read it."""
+    if spectral:
+        return {1: "spectrum", 2: "image"}.get(spectral)
+    return "spectrum" if positions == 1 else "image" if positions >= 2 else None
 
 
 def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:

@@ -110,3 +110,60 @@ def test_compound_gives_one_signal_per_field(hs):
     signals = hyperspy_converter.to_hyperspy(dataset)
     assert [signal.metadata.General.title for signal in signals] == ["Fit amplitude", "Fit phase"]
     assert signals[1].data.tolist() == [[1.0] * 3] * 2
+
+
+def assert_same_tree(ours, theirs, path=""):
+    """Equal metadata trees; a list of numbers and the numeric array HDF5 stores it as count as equal."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and ours.keys() == theirs.keys(), path
+        for key in theirs:
+            assert_same_tree(ours[key], theirs[key], f"{path}/{key}")
+    elif isinstance(ours, np.ndarray) or isinstance(theirs, np.ndarray):
+        assert np.array_equal(np.asarray(ours), np.asarray(theirs)), path
+    else:
+        assert ours == theirs and type(ours) is type(theirs), path
+
+
+USID_FILES = ["AFM_Force_Curve.h5", "SingFreqPFM_0003.h5", "simulated_STEM_Image.h5"]
+
+
+@pytest.mark.parametrize("name", USID_FILES)
+def test_hyperspy_native_signals_rebin_and_fft(hs, shared_data, name):
+    """Evenly spaced dims (to within float32 rounding in these files) arrive as uniform axes, so rebin and fft work."""
+    for signal in as_list(hs.load(shared_data / "usid" / name, file_format=hyperspy_converter)):
+        halves = [axis.size // 2 if axis.size % 2 == 0 else axis.size for axis in signal.axes_manager._axes]
+        rebinned = signal.rebin(new_shape=halves)
+        assert rebinned.data.shape == tuple(size for size in reversed(halves)) or rebinned.data.size == int(np.prod(halves))
+        transformed = signal.fft()
+        assert np.iscomplexobj(transformed.data)
+
+
+def test_uniform_to_rounding_is_uniform_and_round_trips_exactly(hs):
+    rounded = ub.Dimension("X", "m", np.arange(64, dtype=np.float32) * np.float32(1.953125e-08) + np.float32(3e-7))
+    uneven = ub.Dimension("Energy", "eV", np.array([0.0, 1.0, 2.0, 3.001]))
+    dataset = ub.Dataset.from_ndarray(np.zeros((64, 4)), [rounded], [uneven], quantity="I", units="A")
+    signal = hyperspy_converter.to_hyperspy(dataset)
+    x_axis, energy_axis = signal.axes_manager["X"], signal.axes_manager["Energy"]
+    assert x_axis.is_uniform and np.allclose(x_axis.axis, rounded.values, rtol=1e-6)
+    assert not energy_axis.is_uniform  # more than rounding away from uniform: kept exact
+    back = hyperspy_converter.from_hyperspy(signal)
+    assert back.pos.dims[0] == rounded and back.spec.dims[0] == uneven
+
+
+@pytest.mark.parametrize("name", ["test_loading_image_saved_with_DM.tif", "FEI-Helios-Ebeam-8bits.tif", "test_tiff_Zeiss_SEM_512pix.tif", "JEOL-SightX-TEM-mag-dummy.tif", "optical_Zeiss_AxioVision_RGB.tif", "test_loading_image_saved_with_imageJ_stack.tif"])
+def test_hspy_saved_by_hyperspy_from_vendor_tiffs_converts(hs, shared_data, tmp_path, name):
+    """HyperSpy's metadata from vendor TIFFs (bytes, nested lists, None) is encoded in h5USID and read back."""
+    signal = hs.load(shared_data / "tiff" / name)
+    signal.save(tmp_path / "saved.hspy")
+    target = ub.convert(tmp_path / "saved.hspy", tmp_path / "saved.h5")
+    assert ub.validate(target).ok
+    (dataset,) = ub.read(target)
+    (direct,) = ub.read(tmp_path / "saved.hspy")
+    del dataset.metadata["h5usid"]
+    assert_same_tree(dataset.metadata, direct.metadata)
+    reference = np.asarray(signal.data)
+    ours = np.asarray(dataset.to_ndarray())
+    assert ours.size == reference.size and ours.tobytes() == np.ascontiguousarray(reference).tobytes() or ours.dtype.names
+    for axis in signal.axes_manager.signal_axes:
+        dim = {dim.name: dim for dim in dataset.pos.dims + dataset.spec.dims}[axis.name]
+        assert dim.scale == pytest.approx(axis.scale) and dim.offset == pytest.approx(axis.offset)

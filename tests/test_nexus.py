@@ -178,3 +178,21 @@ def test_interpretation_on_the_signal_or_the_group(tmp_path, on_signal):
             data[name] = np.arange(size, dtype=float)
     (dataset,) = ub.read(path)
     assert dataset.pos.labels == ("y", "x") and dataset.spec.labels == ("energy",)
+
+
+def test_hyperspy_and_xarray_see_the_split_without_placeholders(tmp_path, shared_data):
+    """Size-1 placeholder dims are not written and @interpretation says which axes are the signal."""
+    hs = need("hyperspy.api")
+    xarray = need("xarray")
+    image = ub.read(shared_data / "usid" / "simulated_STEM_Image.h5")[0]
+    spectra = ub.Dataset.from_ndarray(np.arange(24.0).reshape(2, 3, 4), [ub.Dimension("Y", "nm", 2), ub.Dimension("X", "nm", 3)], [ub.Dimension("Energy", "eV", [1.0, 2.0, 4.0, 8.0])], quantity="Counts", units="")
+    for dataset, navigation, signal_axes in ((image, 0, 2), (spectra, 2, 1)):
+        path = ub.write(dataset, tmp_path / f"{dataset.quantity}.nxs", overwrite=True)
+        signal = hs.load(path, reader="NeXus", nxdata_only=True)
+        signal = signal[0] if isinstance(signal, list) else signal
+        assert (signal.axes_manager.navigation_dimension, signal.axes_manager.signal_dimension) == (navigation, signal_axes)
+        assert 1 not in signal.data.shape
+        (back,) = ub.read(path)
+        assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
+    with xarray.open_dataset(tmp_path / "Intensity.nxs", engine="h5netcdf", group="entry/Intensity", phony_dims="access") as opened:
+        assert opened["data"].ndim == 2

@@ -150,6 +150,8 @@ def plain_metadata(value: Any) -> Any:
     """A metadata tree as plain values HDF5 and JSON can take: dicts, lists, numbers, strings, bytes, arrays."""
     if hasattr(value, "as_dictionary"):
         value = value.as_dictionary()
+    if hasattr(value, "compute") and hasattr(value, "dtype"):  # a lazy signal's metadata arrays are dask: small, read them
+        value = np.asarray(value)
     if isinstance(value, Mapping):
         return {str(key): plain_metadata(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):

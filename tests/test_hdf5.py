@@ -2,7 +2,6 @@
 
 import h5py
 import numpy as np
-import pytest
 
 import usidbridge as ub
 from usidbridge import registry

@@ -293,6 +293,18 @@ def preview_command(file: Path, out: Path | None) -> None:
     click.echo(f"wrote {written}")
 
 
+@cli.command("clean")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def clean_command(folders: tuple[Path, ...]) -> None:
+    """Remove the partial outputs (.NAME.PID.XXXX.partial) that killed conversions left in FOLDERS."""
+    from .hdf import remove_stale_partials
+
+    removed = [path for folder in folders for path in remove_stale_partials(folder)]
+    for path in removed:
+        click.echo(f"removed {path}")
+    click.echo(f"{len(removed)} partial output(s) removed")
+
+
 @cli.command("formats")
 @click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
 def formats_command(as_json: bool) -> None:

@@ -243,19 +243,55 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
 
 
+PARTIAL = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike[str], target: str | None = None) -> list[Path]:
+    """Remove the ``.TARGET.PID.XXXX.partial`` folders in `folder` whose writing process is gone (of `target` only, if given).
+
+    A conversion killed outright (SIGKILL, power loss) cannot clean up after itself; the next run
+    writing the same target, or ``usidbridge clean``, does. Partials of live processes are left alone.
+    """
+    removed = []
+    for entry in Path(folder).iterdir():
+        match = PARTIAL.match(entry.name)
+        if not match or not entry.is_dir() or (target is not None and match["target"] != target):
+            continue
+        if not _process_alive(int(match["pid"])):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a path with the final file name inside a temporary folder beside `path`; move it into place on success.
 
     A failed conversion therefore leaves nothing behind, an existing file is replaced only when the
     new one is complete, and writers that record their own file name (SPEC ``#F``) see the real one.
+    The folder is named ``.TARGET.PID.XXXX.partial``, so a later run can tell a partial whose process
+    was killed from one still being written, and removes it (`remove_stale_partials`).
     """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError("the output file exists; use --overwrite (overwrite=True) to replace it", path)
     if not path.parent.is_dir():
         raise UnreadableFileError("the output folder does not exist", path.parent)
-    folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    remove_stale_partials(path.parent, path.name)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent))
+    except PermissionError:
+        raise UnreadableFileError("no permission to write in the output folder", path) from None
     try:
         yield folder / path.name
         os.replace(folder / path.name, path)

@@ -1,7 +1,8 @@
 """Many conversions in parallel on dask.distributed: a LocalCluster by default, or an existing scheduler.
 
-Each file is converted by one worker (so each HDF5 output has one writer). A failed file is
-reported at the end and does not stop the others.
+Each file is converted by one worker (so each HDF5 output has one writer), in an isolated child
+process (`usidbridge.isolation`), so a file that crashes or hangs the HDF5 library fails alone. A
+failed file is reported at the end and does not stop the others.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from . import api, registry
 from .errors import UsidBridgeError
+from .isolation import isolated
 
 
 @dataclass
@@ -34,7 +36,7 @@ def convert_one(source: str, target: str, to: str, overwrite: bool) -> tuple[boo
     An expected failure is a result, not an exception, so the workers do not log tracebacks for it.
     """
     try:
-        return True, str(api.convert(source, target, to=to, overwrite=overwrite))
+        return True, str(isolated(api.convert, source, target, path=source, to=to, overwrite=overwrite))
     except UsidBridgeError as error:
         return False, str(error)
     except Exception as error:  # a bug: still one line here, the traceback is one `usidbridge --debug convert` away

@@ -22,6 +22,7 @@ from rich.tree import Tree
 from . import __version__, api, progress, registry
 from .errors import UsidBridgeError
 from .hdf import has_hdf5_signature
+from .isolation import DEFAULT_TIMEOUT, isolated
 from .model import Dataset, Dimension
 from .rules import Report, validate
 
@@ -80,6 +81,8 @@ def _print_json(data: Any) -> None:
 @click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option, e.g. frames=position or series=true.")
 @click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--isolate", is_flag=True, help="Read in a child process, so a crash or hang in the HDF5/netCDF library becomes an error.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="With --isolate: seconds without progress before the reading is stopped.")
 def convert(
     source: Path,
     target: Path,
@@ -92,16 +95,20 @@ def convert(
     read_options: tuple[str, ...],
     write_options: tuple[str, ...],
     quiet: bool,
+    isolate: bool,
+    timeout: float,
 ) -> None:
     """Convert SOURCE to TARGET (reader → USID Dataset → writer)."""
     writer_options = _options(write_options)
     if compression:
         writer_options["compression"] = compression
+    arguments = {"to": to, "from_": from_, "dataset": dataset, "lazy": lazy, "overwrite": overwrite, "read_options": _options(read_options), **writer_options}
     with _progress_bar(f"converting {source.name}", quiet) as bar:
         with progress.reporting(lambda done, total: bar(done, total)):
-            written = api.convert(
-                source, target, to=to, from_=from_, dataset=dataset, lazy=lazy, overwrite=overwrite, read_options=_options(read_options), **writer_options
-            )
+            if isolate:
+                written = isolated(api.convert, source, target, path=source, timeout=timeout, **arguments)
+            else:
+                written = api.convert(source, target, **arguments)
     click.echo(f"wrote {written}")
 
 
@@ -147,12 +154,14 @@ def _report_table(report: Report) -> Table:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
 @click.option("--strict", is_flag=True, help="Count warnings as failures too.")
-def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool) -> None:
+@click.option("--isolate/--no-isolate", default=True, show_default=True, help="Read each file in a child process, so a crash or hang in the HDF5 library is reported, not suffered.")
+@click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds a file may take (with --isolate).")
+def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool, isolate: bool, timeout: float) -> None:
     """Check FILES against the USID rules: exit 0 compliant, 1 not compliant, 2 unreadable."""
     results, status = [], 0
     for path in files:
         try:
-            report = validate(path)
+            report = isolated(validate, path, path=path, timeout=timeout) if isolate else validate(path)
         except UsidBridgeError as error:
             results.append({"file": str(path), "error": error.message})
             if not as_json:

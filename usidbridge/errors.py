@@ -20,9 +20,16 @@ class UsidBridgeError(Exception):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.message, self.path)
+
 
 class UnreadableFileError(UsidBridgeError):
     """The file cannot be read as the format it claims or was asked to be (truncated, garbage, empty)."""
+
+
+class IsolatedFailureError(UnreadableFileError):
+    """The isolated reading process crashed or hung (inside libhdf5 or netCDF-C, on a damaged file)."""
 
 
 class NotUSIDError(UnreadableFileError):

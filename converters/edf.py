@@ -108,7 +108,7 @@ class _Frames:
         for index, frame in enumerate(frames):
             header = dict(frame.header)
             compressed = header.get("Compression", "None").lower() not in ("none", "")
-            expected = int(np.prod(frame.shape)) * _frame_dtype(header).itemsize
+            expected = int(np.prod(frame.shape)) * _frame_dtype(header, path).itemsize
             if frame.incomplete_data or frame.start + frame.blobsize > size:
                 raise UnreadableFileError(
                     f"truncated: frame {index} needs bytes {frame.start}..{frame.start + frame.blobsize} but the file ends at byte {size}", path
@@ -128,7 +128,7 @@ class _Frames:
         if not frames or any(dict(f.header).get("Compression", "None").lower() not in ("none", "") for f in frames):
             return None
         first = frames[0]
-        dtypes = {_frame_dtype(dict(f.header)) for f in frames}
+        dtypes = {_frame_dtype(dict(f.header), path) for f in frames}
         if any(f.shape != first.shape for f in frames) or len(dtypes) != 1:
             return None
         (dtype,) = dtypes
@@ -172,11 +172,13 @@ def _text_header(header: Any) -> dict[str, str]:
     return {_text(key): _text(value) for key, value in dict(header).items()}
 
 
-def _frame_dtype(header: dict[str, str]) -> np.dtype:
+def _frame_dtype(header: dict[str, str], path: Path) -> np.dtype:
     """The numpy dtype (with byte order) an EDF header declares; read from the header, not the data."""
     from fabio.edfimage import DATA_TYPES
 
     order = ">" if header.get("ByteOrder", "LowByteFirst") == "HighByteFirst" else "<"
+    if header.get("DataType") not in DATA_TYPES:
+        raise UnreadableFileError(f"an EDF frame header has DataType {header.get('DataType')!r}; known types: {', '.join(sorted(DATA_TYPES))}", path)
     return np.dtype(DATA_TYPES[header["DataType"]]).newbyteorder(order)
 
 
@@ -200,11 +202,18 @@ def _metadata(headers: list[dict[str, str]]) -> dict[str, Any]:
     return {"edf": edf}
 
 
-def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...]) -> dict[str, Any] | None:
-    """The USID description stored in ``usid_*`` keys by usidbridge (see `usidbridge.model.describe`), if any."""
-    first = headers[0]
-    if f"{USID_PREFIX}axis_count" not in first:
+def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...], path: Path) -> dict[str, Any] | None:
+    """The USID description stored in ``usid_*`` keys by usidbridge (see `usidbridge.codec.describe`), if any."""
+    if f"{USID_PREFIX}axis_count" not in headers[0]:
         return None
+    try:
+        return _parse_description(headers, stack_shape)
+    except (KeyError, ValueError, IndexError) as error:
+        raise UnreadableFileError(f"the usid_* header keys usidbridge wrote are damaged or incomplete ({type(error).__name__}: {error}); edit or remove them", path) from None
+
+
+def _parse_description(headers: list[dict[str, str]], stack_shape: tuple[int, ...]) -> dict[str, Any]:
+    first = headers[0]
     axes = [_unescape(first[f"{USID_PREFIX}axis_{number}"]).split("|") for number in range(int(first[f"{USID_PREFIX}axis_count"]))]
     sizes = [int(size) for size in first[f"{USID_PREFIX}frame_sizes"].split()] + list(stack_shape[-2:])
     described = []
@@ -236,7 +245,7 @@ def read_file(path: Path, lazy: bool = False, frames: str | None = None, series:
     stack = source.stack(lazy)
     if stack.ndim != 3:
         raise UnreadableFileError(f"expected 2-D frames, found data of shape {stack.shape[1:]}", path)
-    description = _description(source.headers, stack.shape)
+    description = _description(source.headers, stack.shape, path)
     attributes = {"metadata": _metadata(source.headers), "source": str(path)}
     if description and frames is None:
         return from_description(stack, description, **attributes)

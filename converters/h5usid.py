@@ -34,11 +34,12 @@ from typing import Any
 import h5py
 
 from usidbridge import __version__
-from usidbridge.errors import ModelError, NotUSIDError
+from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import (
     COMPRESSION_HELP,
     compression_filter,
     copy_rows,
+    damaged_hdf5,
     dereference,
     has_hdf5_signature,
     open_hdf5,
@@ -51,7 +52,7 @@ from usidbridge.hdf import (
     write_attrs,
     write_tree,
 )
-from usidbridge.model import Ancillary, Dataset, group_by_positions
+from usidbridge.model import Ancillary, Dataset, FileArray, group_by_positions
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 
@@ -115,7 +116,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
     return Dataset(
-        main if lazy else main[()],
+        FileArray(main) if lazy else main[()],
         pos,
         spec,
         name=main.name.rsplit("/", 1)[-1],
@@ -287,10 +288,13 @@ class H5USIDFormat(Format):
         file = open_hdf5(path)
         datasets, problems = [], []
         try:
-            for candidate in main_candidates(file):
+            with damaged_hdf5(path):
+                candidates = main_candidates(file)
+            for candidate in candidates:
                 try:
-                    datasets.append(read_main(candidate, lazy))
-                except ModelError as error:
+                    with damaged_hdf5(path):
+                        datasets.append(read_main(candidate, lazy))
+                except (ModelError, UnreadableFileError) as error:
                     problems.append(error.message)
         finally:
             if not lazy:

@@ -31,9 +31,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from usidbridge.errors import NotUSIDError
-from usidbridge.hdf import has_hdf5_signature, open_hdf5, read_attrs, string_attr
-from usidbridge.model import Dataset, Dimension, check_dtype, from_labelled, unique_per_side
+from usidbridge.errors import NotUSIDError, UnreadableFileError
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, string_attr
+from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
 PLACEHOLDER_UNITS = "a.u."
@@ -48,10 +48,10 @@ def convertible(obj: Any) -> bool:
     return isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.size > 0 and check_dtype(obj.dtype) is None and not is_dimension_scale(obj)
 
 
-def convertible_datasets(file: h5py.File) -> list[h5py.Dataset]:
-    """Every convertible dataset of the file, each once, in the order h5py visits them."""
-    found: list[h5py.Dataset] = []
-    file.visititems(lambda _name, obj: found.append(obj) if convertible(obj) else None)
+def convertible_datasets(file: h5py.File) -> list[tuple[str, h5py.Dataset]]:
+    """Every convertible dataset of the file with its path, each once, in the order h5py visits them (hard links only)."""
+    found: list[tuple[str, h5py.Dataset]] = []
+    file.visititems(lambda name, obj: found.append((f"/{name}", obj)) if convertible(obj) else None)
     return found
 
 
@@ -81,19 +81,19 @@ def _spectroscopic(dims: list[Dimension], override: Sequence[str] | int | None) 
     return [count - 1] if count >= 3 else []
 
 
-def read_dataset(dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
-    """One HDF5 dataset as a Dataset (left in the file when `lazy`)."""
+def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
+    """One HDF5 dataset, found at `path` in its file, as a Dataset (left in the file when `lazy`)."""
     dims = _dims(dataset)
     spectral = _spectroscopic(dims, spectroscopic)
-    name = dataset.name.rsplit("/", 1)[-1]
+    name = path.rsplit("/", 1)[-1]
     attributes = {
         "name": name,
         "quantity": string_attr(dataset, "long_name") or string_attr(dataset, "quantity") or name,
         "units": string_attr(dataset, "units") or "",
-        "metadata": {"hdf5": {"path": dataset.name, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
-        "source": f"{dataset.file.filename}::{dataset.name}",
+        "metadata": {"hdf5": {"path": path, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
+        "source": f"{dataset.file.filename}::{path}",
     }
-    return from_labelled(dataset if lazy else np.asarray(dataset[()]), unique_per_side(dims, spectral), spectral, **attributes)
+    return from_labelled(FileArray(dataset) if lazy else np.asarray(dataset[()]), unique_per_side(dims, spectral), spectral, **attributes)
 
 
 class Hdf5Format(Format):
@@ -107,7 +107,12 @@ class Hdf5Format(Format):
 
     def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         file = open_hdf5(path)
-        datasets = [read_dataset(dataset, lazy, spectroscopic) for dataset in convertible_datasets(file)]
+        try:
+            with damaged_hdf5(path):
+                datasets = [read_dataset(name, dataset, lazy, spectroscopic) for name, dataset in convertible_datasets(file)]
+        except UnreadableFileError:
+            file.close()
+            raise
         if not lazy or not datasets:
             file.close()
         if not datasets:

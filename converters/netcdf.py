@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from usidbridge import registry
-from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.hdf import has_hdf5_signature
+from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
@@ -122,6 +122,17 @@ def _safe(name: str) -> str:
     return safe
 
 
+def _ours(attrs: Any, key: str, kind: type, length: int | None = None) -> Any:
+    """The JSON value of one of our attributes, checked: a damaged one is a `ModelError`, not a crash."""
+    try:
+        value = json.loads(attrs[key])
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        raise ModelError(f"the attribute {key!r} is not the JSON usidbridge writes; the file is damaged or was edited") from None
+    if not isinstance(value, kind) or (length is not None and len(value) != length):
+        raise ModelError(f"the attribute {key!r} holds {type(value).__name__} {str(value)[:40]!r}, not what usidbridge writes there")
+    return value
+
+
 def _dims_of(array: Any) -> list[Dimension]:
     dims = []
     for axis, name in enumerate(array.dims):
@@ -141,7 +152,7 @@ def _spectroscopic_axes(array: Any, override: Sequence[str] | int | None) -> lis
     if override is not None:
         return [axis for axis, name in enumerate(names) if name in override]
     if SPECTROSCOPIC in array.attrs:
-        chosen = json.loads(array.attrs[SPECTROSCOPIC])
+        chosen = _ours(array.attrs, SPECTROSCOPIC, list)
         return [axis for axis, name in enumerate(names) if name in chosen]
     return [len(names) - 1] if len(names) >= 3 else []
 
@@ -150,14 +161,14 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
     """One Dataset from a DataArray (lazy stays lazy); see the module text for the dims rule."""
     attrs = dict(array.attrs)
     quantity = str(attrs.get("quantity", attrs.get("long_name", array.name if array.name is not None else "data")))
-    metadata = json.loads(attrs[METADATA]) if METADATA in attrs else {}
+    metadata = _ours(attrs, METADATA, dict) if METADATA in attrs else {}
     foreign = {key: plain(value) for key, value in attrs.items() if key not in OURS}
     if foreign:
         metadata["netcdf"] = foreign
     attributes = {"quantity": quantity, "units": str(attrs.get("units", "")), "metadata": metadata, "source": source}
     data = array.data
     if NON_GRID in attrs:
-        names = json.loads(attrs[NON_GRID])
+        names = _ours(attrs, NON_GRID, list)
         labels = [str(array.coords[name].attrs.get(ORIGINAL_NAME, name)) for name in names]
         units = [str(array.coords[name].attrs.get("units", "")) for name in names]
         pos = Ancillary.from_table(
@@ -213,7 +224,7 @@ def _decode(dataset: Any) -> Any:
             target, part = str(variable.attrs[COMPLEX]).rsplit(":", 1)
             parts.setdefault(target, {})[part] = variable
         elif COMPOUND in variable.attrs:
-            target, field, descr = json.loads(variable.attrs[COMPOUND])
+            target, field, descr = _ours(variable.attrs, COMPOUND, list, length=3)
             fields.setdefault(target, ([tuple(item) for item in descr], {}, variable))[1][field] = variable
         else:
             variables[name] = variable
@@ -275,10 +286,14 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
             opened = xarray.open_dataset(path, engine=engine, chunks={} if lazy else None)
     except Exception as error:
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
-    if not lazy:
-        opened = opened.load()
-        opened.close()
-    datasets = from_xarray(opened, spectroscopic, source=str(path))
+    try:
+        with damaged_hdf5(path, "netCDF"):
+            if not lazy:
+                opened = opened.load()
+                opened.close()
+            datasets = from_xarray(opened, spectroscopic, source=str(path))
+    except ModelError as error:
+        raise UnreadableFileError(error.message, path) from None
     if not datasets:
         raise UnreadableFileError("no data variable with a dimension in this netCDF file", path)
     return datasets

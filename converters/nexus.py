@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -77,29 +77,49 @@ def _names(value: Any) -> list[str]:
     return [name.strip() for name in re.split(r"[:,]", str(value)) if name.strip()]
 
 
+def _subgroups(group: h5py.Group) -> list[h5py.Group]:
+    """The groups linked from `group` (hard and soft links; external links are not followed: they may leave the folder)."""
+    found = []
+    for name in group:  # creation order where the file tracks it
+        if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+            continue
+        item = group.get(name)
+        if isinstance(item, h5py.Group):
+            found.append(item)
+    return found
+
+
 def nxdata_groups(file: h5py.File) -> list[h5py.Group]:
-    """Every NXdata group, the ``@default`` chain first, then the others in file order."""
-    found: list[str] = []
+    """Every NXdata group, the ``@default`` chain first, then the others in file order.
 
-    def walk(group: h5py.Group) -> None:  # group.items() follows creation order where the file tracks it
-        for item in group.values():
-            if isinstance(item, h5py.Group) and item.name not in found:
-                if nx_class(item) == "NXdata":
-                    found.append(item.name)
-                walk(item)
-
-    walk(file)
-    default, group = [], file
+    The tree is walked iteratively and each object is visited once (tracked by object, not by
+    path), so link cycles and deep trees end; the ``@default`` chain is followed once per group.
+    """
+    found: list[h5py.Group] = []
+    seen = {file.id}
+    stack = list(reversed(_subgroups(file)))
+    while stack:
+        group = stack.pop()
+        if group.id in seen:
+            continue
+        seen.add(group.id)
+        if nx_class(group) == "NXdata":
+            found.append(group)
+        stack.extend(reversed(_subgroups(group)))
+    default: list[h5py.Group] = []
+    group, followed = file, {file.id}
     while isinstance(group, h5py.Group):
         name = string_attr(group, "default")
-        if not name or name not in group:
+        if not name or name not in group or isinstance(group.get(name, getlink=True), h5py.ExternalLink):
             break
         group = group[name]
-        if isinstance(group, h5py.Group) and nx_class(group) == "NXdata":
-            default.append(group.name)
+        if not isinstance(group, h5py.Group) or group.id in followed:
             break
-    ordered = default + [name for name in found if name not in default]
-    return [file[name] for name in ordered]
+        followed.add(group.id)
+        if nx_class(group) == "NXdata":
+            default.append(group)
+            break
+    return default + [group for group in found if group.id not in {chosen.id for chosen in default}]
 
 
 def _signal(group: h5py.Group) -> h5py.Dataset | None:
@@ -378,10 +398,11 @@ class NexusFormat(Format):
     def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         file = open_hdf5(path)
         try:
-            datasets = [dataset for group in nxdata_groups(file) for dataset in read_nxdata(group, lazy, spectroscopic)]
-        except (KeyError, ValueError, OSError) as error:
+            with damaged_hdf5(path, "NeXus"):
+                datasets = [dataset for group in nxdata_groups(file) for dataset in read_nxdata(group, lazy, spectroscopic)]
+        except UnreadableFileError:
             file.close()
-            raise UnreadableFileError(f"damaged NeXus file ({type(error).__name__}: {error})", path) from None
+            raise
         if not lazy:
             file.close()
         if not datasets:

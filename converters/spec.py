@@ -172,37 +172,40 @@ def parse_scan(path: Path, scan: Scan) -> ParsedScan:
     promised = None
     positions: dict[int, list[float]] = {}
     channels, calibrations = [], []
-    for line in scan.header:
-        tag, _, value = line[1:].partition(" ")
-        value = value.strip()
-        if tag == "L":
-            labels = _split_labels(value)
-        elif tag == "N":
-            promised = int(value.split()[0]) if value.split() and value.split()[0].isdigit() else None
-        elif tag == "C":
-            spec["comments"].append(value)
-        elif tag == "D":
-            spec["date"] = value
-        elif tag == "T":
-            spec["count_time"] = float(value.split()[0])
-        elif tag == "M":
-            spec["monitor"] = float(value.split()[0])
-        elif tag == "Q":
-            spec["hkl"] = [float(item) for item in value.split()]
-        elif re.fullmatch(r"G\d+", tag):
-            spec.setdefault("geometry", {})[tag] = [float(item) for item in value.split()]
-        elif re.fullmatch(r"P\d+", tag):
-            positions[int(tag[1:])] = [float(item) for item in value.split()]
-        elif tag.startswith("U"):
-            spec["user"].append(line[1:])
-        elif tag == "@CHANN":
-            channels.append([int(float(item)) for item in value.split()])
-        elif tag == "@CALIB":
-            calibrations.append([float(item) for item in value.split()])
-        elif tag == "@MCA_NAME":  # written by usidbridge: the quantity and units of the @A spectra
-            spec.setdefault("mca_names", []).append(value)
-        elif tag == "@MCA_UNITS":
-            spec.setdefault("mca_units", []).append(value)
+    try:
+        for line in scan.header:
+            tag, _, value = line[1:].partition(" ")
+            value = value.strip()
+            if tag == "L":
+                labels = _split_labels(value)
+            elif tag == "N":
+                promised = int(value.split()[0]) if value.split() and value.split()[0].isdigit() else None
+            elif tag == "C":
+                spec["comments"].append(value)
+            elif tag == "D":
+                spec["date"] = value
+            elif tag == "T":
+                spec["count_time"] = float(value.split()[0])
+            elif tag == "M":
+                spec["monitor"] = float(value.split()[0])
+            elif tag == "Q":
+                spec["hkl"] = [float(item) for item in value.split()]
+            elif re.fullmatch(r"G\d+", tag):
+                spec.setdefault("geometry", {})[tag] = [float(item) for item in value.split()]
+            elif re.fullmatch(r"P\d+", tag):
+                positions[int(tag[1:])] = [float(item) for item in value.split()]
+            elif tag.startswith("U"):
+                spec["user"].append(line[1:])
+            elif tag == "@CHANN":
+                channels.append([int(float(item)) for item in value.split()])
+            elif tag == "@CALIB":
+                calibrations.append([float(item) for item in value.split()])
+            elif tag == "@MCA_NAME":  # written by usidbridge: the quantity and units of the @A spectra
+                spec.setdefault("mca_names", []).append(value)
+            elif tag == "@MCA_UNITS":
+                spec.setdefault("mca_units", []).append(value)
+    except (ValueError, IndexError):
+        raise UnreadableFileError(f"scan {scan.key}: the header line {line[:60]!r} does not hold the numbers SPEC puts there", path) from None
     motor_values = [value for index in sorted(positions) for value in positions[index]]
     spec["motors"] = dict(zip(scan.file_header["motor_names"], motor_values))
     spec["file_header"] = {key: value for key, value in scan.file_header.items() if key != "motor_names"}

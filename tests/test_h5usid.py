@@ -54,7 +54,7 @@ def test_stem_image_equals_its_tiff(shared_data):
 
 def test_lazy_read_leaves_data_in_the_file(shared_data):
     dataset = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5", lazy=True)[0]
-    assert isinstance(dataset.data, h5py.Dataset) and dataset.is_lazy
+    assert isinstance(dataset.data, ub.model.FileArray) and isinstance(dataset.data.array, h5py.Dataset) and dataset.is_lazy
     assert dataset.to_ndarray().shape == (128, 128, 1)
 
 

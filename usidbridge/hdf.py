@@ -30,6 +30,25 @@ COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
 COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
 
 
+@contextlib.contextmanager
+def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[None]:
+    """Turn what the HDF5 (or netCDF) library says about a damaged file into one `UnreadableFileError` naming it.
+
+    h5py and netCDF4 raise OSError or RuntimeError for structures they cannot read, and KeyError
+    ("Unable to open object ...") for a link whose target is gone; other KeyErrors are bugs and pass.
+    """
+    try:
+        yield
+    except RecursionError:
+        raise
+    except KeyError as error:
+        if "Unable to" not in str(error):
+            raise
+        raise UnreadableFileError(f"damaged {kind} file: an object cannot be opened ({error.args[0] if error.args else error})", path) from None
+    except (OSError, RuntimeError) as error:
+        raise UnreadableFileError(f"damaged {kind} file, the library cannot read it ({type(error).__name__}: {error})", path) from None
+
+
 def has_hdf5_signature(head: bytes) -> bool:
     """True when `head` starts with the HDF5 signature (offset 0, or 512, 1024, ... after a user block)."""
     return any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048))

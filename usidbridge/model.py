@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, NotAGridError
+from .errors import ModelError, NotAGridError, UnreadableFileError
 
 PLACEHOLDER_NAME = "arb"
 PLACEHOLDER_UNITS = "a.u."
@@ -383,18 +383,42 @@ def as_dask(array: Any) -> Any:
     dtype = np.dtype(array.dtype)
     row_bytes = max(1, math.prod(array.shape[1:]) * dtype.itemsize)
     chunks = (max(1, LAZY_BLOCK_BYTES // row_bytes), *array.shape[1:])
-    return dask.array.from_array(_Sliced(array), chunks=chunks, name=False, meta=np.empty((0,) * len(array.shape), dtype))
+    sliced = array if isinstance(array, FileArray) else FileArray(array)
+    return dask.array.from_array(sliced, chunks=chunks, name=False, meta=np.empty((0,) * len(array.shape), dtype))
 
 
-class _Sliced:
-    """An array seen only through slicing, so dask reads it block by block (given a numpy array, dask
-    copies it into its graph)."""
+class FileArray:
+    """Data left in its file (an h5py dataset, a memory map), read only by slicing.
 
-    def __init__(self, array: Any) -> None:
+    A read that fails in the file's library (a corrupt chunk, a missing external file: h5py raises
+    OSError or RuntimeError) is an `UnreadableFileError` naming the file, wherever it happens: when
+    the data is materialised, streamed to a writer or computed by dask (which reads it block by
+    block; given a numpy array, dask would copy it into its graph).
+    """
+
+    def __init__(self, array: Any, source: str | None = None) -> None:
         self.array, self.shape, self.dtype, self.ndim = array, tuple(array.shape), np.dtype(array.dtype), len(array.shape)
+        self.source = source or getattr(getattr(array, "file", None), "filename", None)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.array(self.array[key])
+        try:
+            return np.array(self.array[key])
+        except RecursionError:
+            raise
+        except (OSError, RuntimeError) as error:
+            where = getattr(self.array, "name", None) or "the data"
+            raise UnreadableFileError(f"cannot read {where} (damaged file?): {error}", self.source) from None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[()]
+        return data if dtype is None else data.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
 
 
 ALLOWED_KINDS = "iufc"
@@ -534,9 +558,18 @@ class Dataset:
         return not isinstance(self.data, np.ndarray)
 
     def load(self) -> Dataset:
-        """Read the data into memory (from h5py, dask or a memory map) and return the dataset."""
+        """Read the data into memory (from h5py, dask or a memory map) and return the dataset.
+
+        A read that fails in the file's library (h5py, netCDF, a reader's dask graph) is an
+        `UnreadableFileError` naming the source.
+        """
         if not isinstance(self.data, np.ndarray) or _is_file_backed(self.data):
-            self.data = np.array(self.data)
+            try:
+                self.data = np.array(self.data)
+            except RecursionError:
+                raise
+            except (OSError, RuntimeError) as error:
+                raise UnreadableFileError(f"cannot read the data of {self.name} (damaged file?): {error}", (self.source or "").split("::")[0] or None) from None
         return self
 
     def to_ndarray(self, squeeze: bool = False) -> Any:

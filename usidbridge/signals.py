@@ -27,7 +27,7 @@ RGB(A) fields ``R``, ``G``, ``B`` (``A``)        USID's colour fields red, green
 Writing, a dim becomes a uniform axis when its values are ``offset + scale·i`` to within
 floating-point rounding (`Dimension.is_uniform`), so HyperSpy's ``rebin`` and ``fft`` work; the
 exact values, and values HyperSpy cannot hold at all (not monotonic), travel in
-``metadata.usidbridge.axis_values`` and come back from there.
+``metadata.usidbridge.axis_values`` (a list by axis number) and come back from there.
 """
 
 from __future__ import annotations
@@ -69,21 +69,21 @@ def uniform_form(dim: Dimension) -> tuple[float, float, bool] | None:
     return float(values[0]), endpoints, False
 
 
-def _axis(dim: Dimension, navigate: bool, encoded: dict[str, list[float]]) -> dict[str, Any]:
-    """A RosettaSciIO axis dict; exact values that the axis does not reproduce go to `encoded`."""
+def _axis(dim: Dimension, navigate: bool, encoded: list[list[float]]) -> dict[str, Any]:
+    """A RosettaSciIO axis dict; exact values that the axis does not reproduce go to `encoded` (one entry per axis, None when exact)."""
     axis: dict[str, Any] = {"name": dim.name, "units": dim.units, "navigate": navigate, "size": dim.size}
     uniform = uniform_form(dim)
     steps = np.diff(dim.values)
     if uniform is not None:
         offset, scale, exact = uniform
         axis.update(offset=offset, scale=scale)
-        if not exact:
-            encoded[dim.name] = dim.values.tolist()
+        encoded.append(None if exact else dim.values.tolist())
     elif np.all(steps > 0) or np.all(steps < 0):
         axis["axis"] = dim.values
+        encoded.append(None)
     else:
         axis.update(offset=0.0, scale=1.0)
-        encoded[dim.name] = dim.values.tolist()
+        encoded.append(dim.values.tolist())
     return axis
 
 
@@ -98,7 +98,7 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
         raise UnsupportedFeatureError(f"{dataset.quantity}: HyperSpy axes need a full grid; non-grid positions are kept by h5usid and netcdf")
     data = dataset.lazy_data if lazy else np.asarray(dataset.data)
     pos, spec = list(dataset.pos.dims), list(dataset.spec.dims)
-    encoded: dict[str, list[float]] = {}
+    encoded: list[list[float] | None] = []  # by axis number: dim names may be anything, HyperSpy's metadata keys may not
     if is_image(dataset):
         data = data.reshape(dataset.pos.shape)
         signal_count = min(2, len(pos))
@@ -107,7 +107,7 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
         data = data.reshape(dataset.nd_shape)
         axes = [_axis(dim, True, encoded) for dim in pos] + [_axis(dim, False, encoded) for dim in spec]
     metadata = dict(dataset.metadata.get(HYPERSPY_KEY, {}))
-    ours: dict[str, Any] = {"axis_values": encoded} if encoded else {}
+    ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}
     if is_image(dataset):
         ours["placeholder"] = {"name": spec[0].name, "units": spec[0].units, "value": float(spec[0].values[0])}
     if ours:
@@ -186,10 +186,11 @@ def dataset_from_signal(signal: Mapping[str, Any], source: str | None = None) ->
     dims = [_dimension(axis, index, size) for index, (axis, size) in enumerate(zip(axes, shape))]
     metadata = plain_metadata(signal.get("metadata") or {})
     ours = metadata.pop(ENCODED_KEY, {})
-    for index, dim in enumerate(dims):
-        exact = ours.get("axis_values", {}).get(dim.name)
-        if exact is not None and len(exact) == dim.size:
-            dims[index] = Dimension(dim.name, dim.units, exact)
+    exact_values = ours.get("axis_values")
+    if isinstance(exact_values, list) and len(exact_values) == len(dims):
+        for index, (dim, exact) in enumerate(zip(dims, exact_values)):
+            if isinstance(exact, list) and len(exact) == dim.size:
+                dims[index] = Dimension(dim.name, dim.units, exact)
     navigation = [index for index, axis in enumerate(axes) if axis.get("navigate")]
     placeholder = ours.get("placeholder")  # written by `signal_dict` from an image or a line: every axis is a position
     image = placeholder is not None or (not navigation and len(dims) == 2)

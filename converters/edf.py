@@ -49,6 +49,9 @@ PARSED_KEYS = STRUCTURAL_KEYS | {key for pair in LIST_KEYS.values() for key in p
 FORBIDDEN = ("|", ";", "{", "}", "\n")
 CBF_MAGIC = b"###CBF"
 EXACT_AXIS_LIMIT = 256
+MAX_EDF_RANK = 8
+DIM_KEY = re.compile(rb"\bDim_(\d+)\s*=", re.IGNORECASE)
+PRECHECK_BYTES = 2**20
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
 # numpy and text parsing and check little themselves).
 FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError)
@@ -89,6 +92,7 @@ class _Frames:
         self.paths = list(paths)
         self.images = []
         for path in self.paths:
+            _precheck(path)
             try:
                 image = fabio.open(str(path))
             except KeyError as error:
@@ -161,6 +165,20 @@ class _Frames:
 
             return dask.array.concatenate([as_dask(part) for part in parts])
         return np.concatenate(parts)
+
+
+def _precheck(path: Path) -> None:
+    """Refuse EDF headers that would make FabIO loop or allocate without bound, before FabIO parses them.
+
+    FabIO counts up to the largest ``Dim_N`` key: ``Dim_18446744073709551617`` would take forever.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(PRECHECK_BYTES)
+    if not head.lstrip().startswith(b"{"):
+        return
+    for match in DIM_KEY.finditer(head):
+        if int(match[1]) > MAX_EDF_RANK:
+            raise UnreadableFileError(f"the EDF header at byte {match.start()} declares a dimension Dim_{match[1].decode()}; EDF frames have at most {MAX_EDF_RANK}", path)
 
 
 def _text(value: Any) -> str:
@@ -370,9 +388,10 @@ class EdfFormat(Format):
         import fabio
 
         try:
+            _precheck(path)
             with silenced("fabio"):
                 image = fabio.open(str(path))
-        except FABIO_FAILURES:
+        except (UnreadableFileError, *FABIO_FAILURES):
             return False
         return getattr(image, "data", None) is not None and image.data.ndim == 2
 

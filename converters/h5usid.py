@@ -46,9 +46,11 @@ from usidbridge.hdf import (
     position_chunks,
     read_attrs,
     read_tree,
+    read_whole,
     string_attr,
     string_list,
     string_list_attr,
+    unbacked_size,
     write_attrs,
     write_tree,
 )
@@ -82,7 +84,7 @@ def read_ancillary(indices: h5py.Dataset, values: h5py.Dataset, spectroscopic: b
     units = string_list_attr(indices, "units") or string_list_attr(values, "units")
     if labels is None or units is None:
         raise ModelError(f"{indices.name}: the 'labels' and 'units' attributes are missing or not strings")
-    index_table, value_table = indices[()], values[()]
+    index_table, value_table = read_whole(indices, indices.file.filename), read_whole(values, values.file.filename)
     if spectroscopic:
         index_table, value_table = index_table.T, value_table.T
     return Ancillary.from_table(labels, units, index_table, value_table)
@@ -104,6 +106,9 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     if quantity is None or units is None:
         raise ModelError(f"{main.name}: the 'quantity' and 'units' string attributes are required")
     tables = _tables(main)
+    unbacked = unbacked_size(main)
+    if unbacked:
+        raise ModelError(f"{unbacked}; the file is damaged")
     pos = read_ancillary(tables["Position_Indices"], tables["Position_Values"], spectroscopic=False)
     spec = read_ancillary(tables["Spectroscopic_Indices"], tables["Spectroscopic_Values"], spectroscopic=True)
     parent = main.parent
@@ -116,7 +121,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
     return Dataset(
-        FileArray(main) if lazy else main[()],
+        FileArray(main) if lazy else read_whole(main, main.file.filename),
         pos,
         spec,
         name=main.name.rsplit("/", 1)[-1],

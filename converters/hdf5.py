@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, string_attr
+from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, open_hdf5, read_attrs, read_whole, string_attr, string_list_attr
 from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
@@ -55,16 +55,34 @@ def convertible_datasets(file: h5py.File) -> list[tuple[str, h5py.Dataset]]:
     return found
 
 
-def _dims(dataset: h5py.Dataset) -> list[Dimension]:
+def _attached(dataset: h5py.Dataset) -> tuple[list[list[h5py.Dataset]], list[str]]:
+    """The dimension scales attached to each axis and the axis labels, read from ``DIMENSION_LIST`` and
+    ``DIMENSION_LABELS`` directly: libhdf5's dimension-scale API crashes on references that point
+    at the wrong objects, our `dereference` does not."""
+    count = dataset.ndim
+    scales: list[list[h5py.Dataset]] = [[] for _ in range(count)]
+    listed = dataset.attrs.get("DIMENSION_LIST") if "DIMENSION_LIST" in dataset.attrs else None
+    if isinstance(listed, np.ndarray) and listed.dtype.kind == "O" and listed.size == count:
+        for axis, references in enumerate(listed.reshape(-1)):
+            for reference in np.atleast_1d(references).reshape(-1):
+                target = dereference(dataset.file, reference)
+                if isinstance(target, h5py.Dataset) and is_dimension_scale(target):
+                    scales[axis].append(target)
+    labels = string_list_attr(dataset, "DIMENSION_LABELS") or []
+    return scales, (labels if len(labels) == count else [""] * count)
+
+
+def _dims(dataset: h5py.Dataset, path: str) -> list[Dimension]:
     """One dim per axis: the first attached dimension scale that fits, else an index dim."""
     dims = []
+    scales, labels = _attached(dataset)
     for axis, size in enumerate(dataset.shape):
-        label = dataset.dims[axis].label
+        label = labels[axis]
         dim = Dimension(label or f"arb_{axis}", PLACEHOLDER_UNITS, size)
-        for scale in dataset.dims[axis].values():
+        for scale in scales[axis]:
             if scale.ndim == 1 and scale.shape[0] == size and scale.dtype.kind in "iuf":
-                name = label or string_attr(scale, "long_name") or scale.name.rsplit("/", 1)[-1]
-                dim = Dimension(name, string_attr(scale, "units") or "", scale[()])
+                name = label or string_attr(scale, "long_name") or (scale.name or "scale").rsplit("/", 1)[-1]
+                dim = Dimension(name, string_attr(scale, "units") or "", read_whole(scale, path))
                 break
         dims.append(dim)
     return dims
@@ -83,7 +101,7 @@ def _spectroscopic(dims: list[Dimension], override: Sequence[str] | int | None) 
 
 def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
     """One HDF5 dataset, found at `path` in its file, as a Dataset (left in the file when `lazy`)."""
-    dims = _dims(dataset)
+    dims = _dims(dataset, dataset.file.filename)
     spectral = _spectroscopic(dims, spectroscopic)
     name = path.rsplit("/", 1)[-1]
     attributes = {
@@ -93,7 +111,7 @@ def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Se
         "metadata": {"hdf5": {"path": path, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
         "source": f"{dataset.file.filename}::{path}",
     }
-    return from_labelled(FileArray(dataset) if lazy else np.asarray(dataset[()]), unique_per_side(dims, spectral), spectral, **attributes)
+    return from_labelled(FileArray(dataset) if lazy else read_whole(dataset, dataset.file.filename), unique_per_side(dims, spectral), spectral, **attributes)
 
 
 class Hdf5Format(Format):

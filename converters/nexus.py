@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, read_whole, unbacked_size, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -158,7 +158,7 @@ def _dims(group: h5py.Group, axis_names: list[str | None], shape: tuple[int, ...
         values, units, label = np.arange(size, dtype=np.float64), "", name or f"axis_{axis}"
         item = group.get(name) if name else None
         if isinstance(item, h5py.Dataset) and item.ndim == 1 and item.dtype.kind in "iuf":
-            raw = item[()]
+            raw = read_whole(item, group.file.filename)
             if raw.size == size:
                 values = raw
             elif raw.size == size + 1:  # histogram bin edges: the centres
@@ -220,6 +220,9 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     for data, suffix in ((signal, ""), (group.get("errors", group.get(f"{signal.name.rsplit('/', 1)[-1]}_errors")), " errors")):
         if not isinstance(data, h5py.Dataset) or data.shape != signal.shape:
             continue
+        unbacked = unbacked_size(data)
+        if unbacked:
+            raise UnreadableFileError(f"{unbacked}; the file is damaged", group.file.filename)
         array = data if lazy else data[()]
         attributes = {"name": "Raw_Data", "quantity": quantity + suffix, "units": units, "metadata": metadata, "source": source + suffix.replace(" ", "/")}
         table = group.get(POSITION_INDICES)

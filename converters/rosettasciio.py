@@ -27,6 +27,7 @@ plain HDF5, so they are read only when asked for with ``--from rosettasciio -r r
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import struct
 import warnings
 import zlib
@@ -58,7 +59,13 @@ SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes,
 AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats and not told apart by content: -r reader=NAME
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError)
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError)
+
+
+def _own_errors(api: str) -> tuple[type[Exception], ...]:
+    """The exception classes a reader defines for files it finds malformed (DigitalMicrograph's DM3TagIDError, ...)."""
+    implementation = f"{api}._api" if importlib.util.find_spec(f"{api}._api") else api
+    return tuple(value for value in vars(importlib.import_module(implementation)).values() if isinstance(value, type) and issubclass(value, Exception) and value.__module__.startswith("rsciio"))
 
 
 def _plugins() -> list[dict[str, Any]]:
@@ -135,8 +142,10 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
                 signals = module.file_reader(str(path), lazy=lazy)
             except NotImplementedError:  # the reader has no lazy mode
                 signals = module.file_reader(str(path), lazy=False)
-    except READER_FAILURES as error:
+    except (*READER_FAILURES, *_own_errors(plugin["api"])) as error:
         raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader cannot read this file ({type(error).__name__}: {error})", path) from None
+    except MemoryError:
+        raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader ran out of memory: the file declares more data than it can hold (damaged?)", path) from None
     datasets = []
     for index, signal in enumerate(signals):
         dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")

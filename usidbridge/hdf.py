@@ -49,6 +49,34 @@ def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[N
         raise UnreadableFileError(f"damaged {kind} file, the library cannot read it ({type(error).__name__}: {error})", path) from None
 
 
+MAX_UNBACKED_BYTES = 2**30
+MAX_COMPRESSION_RATIO = 1000
+
+
+def unbacked_size(dataset: h5py.Dataset) -> str | None:
+    """Why `dataset` cannot be read whole: it declares far more data than the file stores for it.
+
+    A hostile or damaged shape (10^12 elements in an unallocated chunked dataset) would make a read
+    allocate terabytes. Beyond 1 GiB, data may be at most 1000 times what the file stores (what
+    gzip reaches on constant data); None when the dataset is plausible.
+    """
+    declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
+    if declared <= MAX_UNBACKED_BYTES:
+        return None
+    stored = dataset.id.get_storage_size()
+    if declared <= MAX_COMPRESSION_RATIO * stored:
+        return None
+    return f"{dataset.name} declares shape {dataset.shape} ({declared:.3g} bytes) but the file stores {stored} bytes for it"
+
+
+def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarray:
+    """A (small) dataset read into memory, after checking that its declared size is backed by the file."""
+    problem = unbacked_size(dataset)
+    if problem:
+        raise UnreadableFileError(f"{problem}; the file is damaged", path)
+    return dataset[()]
+
+
 def has_hdf5_signature(head: bytes) -> bool:
     """True when `head` starts with the HDF5 signature (offset 0, or 512, 1024, ... after a user block)."""
     return any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048))
@@ -191,11 +219,24 @@ def write_tree(group: h5py.Group, tree: Mapping[str, Any]) -> None:
 
 
 def read_tree(group: h5py.Group) -> dict[str, Any]:
-    """The inverse of `write_tree`: attributes and subgroups as a nested dict."""
+    """The inverse of `write_tree`: attributes and subgroups as a nested dict.
+
+    Walked iteratively, each group once (tracked by object): a link cycle or a second link to a
+    group is not followed again, and external links, which may leave the folder, not at all.
+    """
     tree: dict[str, Any] = read_attrs(group)
-    for key, item in group.items():
-        if isinstance(item, h5py.Group):
-            tree[key] = read_tree(item)
+    seen = {group.id}
+    stack = [(group, tree)]
+    while stack:
+        current, node = stack.pop()
+        for key in current:
+            if isinstance(current.get(key, getlink=True), h5py.ExternalLink):
+                continue
+            item = current.get(key)
+            if isinstance(item, h5py.Group) and item.id not in seen:
+                seen.add(item.id)
+                node[key] = read_attrs(item)
+                stack.append((item, node[key]))
     return tree
 
 

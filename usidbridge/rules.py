@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import h5py
 import numpy as np
 
-from .hdf import dereference, open_hdf5, string_attr, string_list_attr
+from .hdf import dereference, open_hdf5, string_attr, string_list_attr, unbacked_size
 from .model import check_dtype, grid_layout
 
 if TYPE_CHECKING:
@@ -216,6 +216,10 @@ class _Checker:
             repeated = sorted({label for label in labels if labels.count(label) > 1})
             self.add("A06", f"{kind} labels repeat {repeated}; each dimension needs its own label", path=indices.name)
         if not readable:
+            return
+        unbacked = unbacked_size(indices) or unbacked_size(values)
+        if unbacked:
+            self.add("F02", f"{unbacked}; the table cannot be checked (damaged file?)", path=indices.name)
             return
         index_table, value_table = indices[()], values[()]
         if axis == 1:

@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, open_hdf5, read_attrs, read_whole, string_attr, string_list_attr
+from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, open_hdf5, read_attrs, read_whole, string_attr, string_list_attr, unbacked_size
 from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
@@ -101,6 +101,9 @@ def _spectroscopic(dims: list[Dimension], override: Sequence[str] | int | None) 
 
 def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
     """One HDF5 dataset, found at `path` in its file, as a Dataset (left in the file when `lazy`)."""
+    unbacked = unbacked_size(dataset)
+    if unbacked:
+        raise UnreadableFileError(f"{unbacked}; the file is damaged", dataset.file.filename)
     dims = _dims(dataset, dataset.file.filename)
     spectral = _spectroscopic(dims, spectroscopic)
     name = path.rsplit("/", 1)[-1]

@@ -132,6 +132,14 @@ def _signal(group: h5py.Group) -> h5py.Dataset | None:
     return None
 
 
+def _old_style_axis(item: h5py.Dataset) -> tuple[int | None, int]:
+    """``(axis, primary)`` of an old-style NeXus axis dataset (``axis=n`` attribute); None when it has none or it is not a number."""
+    try:
+        return int(plain(item.attrs["axis"])), int(plain(item.attrs.get("primary", 1)))
+    except (KeyError, ValueError, TypeError):
+        return None, 0
+
+
 def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
     """The axis dataset name of each dimension of the signal (None for an index axis)."""
     names: list[str | None] = [None] * signal.ndim
@@ -144,7 +152,7 @@ def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
             if indices.size == 1 and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
                 names[int(indices[0])] = key[: -len("_indices")]
     if not listed:
-        old_style = [(int(plain(item.attrs["axis"])), int(plain(item.attrs.get("primary", 1))), name) for name, item in group.items() if isinstance(item, h5py.Dataset) and "axis" in item.attrs]
+        old_style = [(axis, primary, name) for name, item in group.items() if isinstance(item, h5py.Dataset) for axis, primary in [_old_style_axis(item)] if axis is not None]
         for axis, _primary, name in sorted(old_style, key=lambda entry: -entry[1]):
             if 1 <= axis <= signal.ndim and names[axis - 1] is None:
                 names[axis - 1] = name

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
-from usidbridge.errors import AmbiguousFormatError, UnknownFormatError, UnreadableFileError, silenced
+from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
 from usidbridge.hdf import has_hdf5_signature
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
@@ -148,7 +148,10 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
         raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader ran out of memory: the file declares more data than it can hold (damaged?)", path) from None
     datasets = []
     for index, signal in enumerate(signals):
-        dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")
+        try:
+            dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")
+        except ModelError as error:
+            raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader gave signal {index} that USID cannot hold: {error.message}", path) from None
         dataset.metadata.setdefault("hyperspy", {}).setdefault("General", {}).setdefault("FileIO", {"reader": plugin["name"]})
         datasets.append(dataset)
     return datasets

@@ -219,6 +219,8 @@ def parse_scan(path: Path, scan: Scan) -> ParsedScan:
     if spectra and points:
         per_point = max(1, len(spectra) // points)
         usable = spectra[: per_point * points]
+        if len(usable) < per_point * points:
+            raise UnreadableFileError(f"scan {scan.key}: {len(spectra)} MCA spectra ('@A') for {points} data points; each point needs its own", path)
         sizes = {spectrum.size for spectrum in usable}
         if len(sizes) == 1:
             stacked = np.stack(usable).reshape(points, per_point, -1)

@@ -36,7 +36,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, link_cycle
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
@@ -278,9 +278,23 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
     encoded.to_netcdf(path, engine=engine, encoding=encoding)
 
 
+def _refuse_link_cycles(path: Path) -> None:
+    """netCDF-C loops or aborts on an HDF5 link cycle: find one with h5py first and say so."""
+    import h5py
+
+    with open(path, "rb") as handle:
+        if not has_hdf5_signature(handle.read(2056)):
+            return
+    with damaged_hdf5(path, "netCDF"), h5py.File(path, "r") as file:
+        cycle = link_cycle(file)
+    if cycle:
+        raise UnreadableFileError(f"the HDF5 link {cycle} points back to a group above it (a link cycle); netCDF readers cannot read such a file", path)
+
+
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
     import xarray
 
+    _refuse_link_cycles(path)
     try:
         with silenced("h5py"):
             opened = xarray.open_dataset(path, engine=engine, chunks={} if lazy else None)

@@ -149,7 +149,7 @@ def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
     for key in group.attrs:
         if key.endswith("_indices") and key[: -len("_indices")] in group:
             indices = np.atleast_1d(group.attrs[key])
-            if indices.size == 1 and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
+            if indices.size == 1 and indices.dtype.kind in "iu" and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
                 names[int(indices[0])] = key[: -len("_indices")]
     if not listed:
         old_style = [(axis, primary, name) for name, item in group.items() if isinstance(item, h5py.Dataset) for axis, primary in [_old_style_axis(item)] if axis is not None]

@@ -59,7 +59,7 @@ SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes,
 AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats and not told apart by content: -r reader=NAME
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError)
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError)  # NameError: UnboundLocalError on a branch malformed input takes
 
 
 def _own_errors(api: str) -> tuple[type[Exception], ...]:

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError
+from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError
 from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices, group_by_positions
 from usidbridge.registry import Format, Profile
 
@@ -282,7 +282,14 @@ def _mca_dimension(parsed: ParsedScan, index: int, size: int) -> Dimension:
 
 
 def scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
-    """Every Dataset of one scan: one per counter column, one per MCA."""
+    """Every Dataset of one scan: one per counter column, one per MCA; a scan whose parts disagree is an error naming it."""
+    try:
+        return _scan_datasets(path, scan)
+    except ModelError as error:
+        raise UnreadableFileError(f"scan {scan.key} (line {scan.line}): {error.message}", path) from None
+
+
+def _scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
     parsed = parse_scan(path, scan)
     if parsed.columns.shape[0] == 0:
         return []

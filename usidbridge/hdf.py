@@ -77,6 +77,30 @@ def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarra
     return dataset[()]
 
 
+def link_cycle(file: h5py.File) -> str | None:
+    """The path of a group that links back to one of its own ancestors (soft or hard link), or None.
+
+    Walked iteratively, each group expanded once; external links are not followed. Some libraries
+    (netCDF-C) loop or crash on such cycles, so readers refuse them first.
+    """
+    expanded = set()
+    stack: list[tuple[h5py.Group, str, frozenset]] = [(file, "", frozenset({file.id}))]
+    while stack:
+        group, path, ancestors = stack.pop()
+        if group.id in expanded:
+            continue
+        expanded.add(group.id)
+        for name in group:
+            if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+                continue
+            item = group.get(name)
+            if isinstance(item, h5py.Group):
+                if item.id in ancestors:
+                    return f"{path}/{name}"
+                stack.append((item, f"{path}/{name}", ancestors | {item.id}))
+    return None
+
+
 def has_hdf5_signature(head: bytes) -> bool:
     """True when `head` starts with the HDF5 signature (offset 0, or 512, 1024, ... after a user block)."""
     return any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048))

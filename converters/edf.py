@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import UnreadableFileError, UnsupportedFeatureError, silenced
+from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, stack_order, stack_to_dataset
 from usidbridge.codec import from_description
 from usidbridge.model import Dataset, Dimension, as_dask
@@ -99,6 +99,10 @@ class _Frames:
                 raise UnreadableFileError(f"unknown EDF DataType {error.args[0]!r} in the header at byte offset {_offset_of(path, b'DataType')}", path) from None
             except FABIO_FAILURES as error:
                 raise UnreadableFileError(f"not an image FabIO can read ({type(error).__name__}: {error})", path) from None
+            except Exception as error:  # FabIO raises bare Exception for headers it cannot parse; anything more specific is a bug
+                if type(error) is not Exception:
+                    raise
+                raise UnreadableFileError(f"FabIO cannot parse this file ({error})", path) from None
             self.images.append((path, image))
         self.headers = [header for path, image in self.images for header in self._checked_headers(path, image)]
 
@@ -266,7 +270,10 @@ def read_file(path: Path, lazy: bool = False, frames: str | None = None, series:
     description = _description(source.headers, stack.shape, path)
     attributes = {"metadata": _metadata(source.headers), "source": str(path)}
     if description and frames is None:
-        return from_description(stack, description, **attributes)
+        try:
+            return from_description(stack, description, **attributes)
+        except ModelError as error:
+            raise UnreadableFileError(f"{error.message} (in the usid_* header keys)", path) from None
     if description:
         dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
         stack = stack.reshape([dim.size for dim in dims])

@@ -108,7 +108,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     tables = _tables(main)
     unbacked = unbacked_size(main)
     if unbacked:
-        raise ModelError(f"{unbacked}; the file is damaged")
+        raise ModelError(unbacked)
     pos = read_ancillary(tables["Position_Indices"], tables["Position_Values"], spectroscopic=False)
     spec = read_ancillary(tables["Spectroscopic_Indices"], tables["Spectroscopic_Values"], spectroscopic=True)
     parent = main.parent

@@ -103,7 +103,7 @@ def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Se
     """One HDF5 dataset, found at `path` in its file, as a Dataset (left in the file when `lazy`)."""
     unbacked = unbacked_size(dataset)
     if unbacked:
-        raise UnreadableFileError(f"{unbacked}; the file is damaged", dataset.file.filename)
+        raise UnreadableFileError(unbacked, dataset.file.filename)
     dims = _dims(dataset, dataset.file.filename)
     spectral = _spectroscopic(dims, spectroscopic)
     name = path.rsplit("/", 1)[-1]

@@ -279,7 +279,7 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
 
 
 def _refuse_link_cycles(path: Path) -> None:
-    """netCDF-C loops or aborts on an HDF5 link cycle: find one with h5py first and say so."""
+    """netCDF-C loops or aborts on an HDF5 link cycle or an external link to the file itself: find them with h5py first and say so."""
     import h5py
 
     with open(path, "rb") as handle:
@@ -287,8 +287,11 @@ def _refuse_link_cycles(path: Path) -> None:
             return
     with damaged_hdf5(path, "netCDF"), h5py.File(path, "r") as file:
         cycle = link_cycle(file)
+        external = file.visititems_links(lambda name, link: name if isinstance(link, h5py.ExternalLink) else None)
     if cycle:
         raise UnreadableFileError(f"the HDF5 link {cycle} points back to a group above it (a link cycle); netCDF readers cannot read such a file", path)
+    if external:
+        raise UnreadableFileError(f"the HDF5 link /{external} is an external link; netCDF files hold none, and usidbridge does not follow them", path)
 
 
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:

@@ -230,7 +230,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
             continue
         unbacked = unbacked_size(data)
         if unbacked:
-            raise UnreadableFileError(f"{unbacked}; the file is damaged", group.file.filename)
+            raise UnreadableFileError(unbacked, group.file.filename)
         array = data if lazy else data[()]
         attributes = {"name": "Raw_Data", "quantity": quantity + suffix, "units": units, "metadata": metadata, "source": source + suffix.replace(" ", "/")}
         table = group.get(POSITION_INDICES)

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import MissingDependencyError, UnreadableFileError, UnsupportedFeatureError, silenced
+from usidbridge.errors import MissingDependencyError, ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_order, stack_to_dataset
 from usidbridge.codec import describe, from_description, plain
 from usidbridge.model import Dataset, Dimension
@@ -275,7 +275,10 @@ def read_series(tif: Any, path: Path, index: int, lazy: bool, frames: str) -> Da
     if axes.endswith("S") and series.shape[-1] in (3, 4) and int(page.photometric) == 2:
         array, axes = samples_to_rgb(array), axes[:-1]
     if description:
-        return from_description(array, description, source=source)
+        try:
+            return from_description(array, description, source=source)
+        except ModelError as error:
+            raise UnreadableFileError(f"{error.message} (in the usidbridge description of series {index})", path) from None
     if not axes.endswith("YX"):
         raise UnreadableFileError(f"series {index} has axes {axes!r}; usidbridge reads TIFF images whose last axes are Y, X", path)
     calibration, vendor = vendor_calibration(tif, page)
@@ -364,7 +367,7 @@ class TiffFormat(Format):
         try:
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
                 return [read_series(tif, path, index, lazy, frames) for index in range(len(tif.series))]
-        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, struct.error) as error:
+        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, struct.error) as error:
             if "imagecodecs" in str(error):
                 raise MissingDependencyError(f"this TIFF is compressed and reading it needs the package 'imagecodecs' ({error}): pip install 'usidbridge[tiff]'", path) from None
             size = path.stat().st_size

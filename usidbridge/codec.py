@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import ModelError
 from .model import Dataset, Dimension
 
 ENCODED_PREFIX = "usidbridge-json:"
@@ -66,18 +67,28 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
     """The Dataset of `describe`, from the stored array (its size-1 axes may be missing).
 
     ``position`` and ``spectroscopic`` list stored axis numbers (names may repeat across the two sides).
+    A description that does not fit the array (edited, damaged) is a `ModelError` saying how.
     """
-    dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
-    position, spectral = list(description["position"]), list(description["spectroscopic"])
-    array = array.reshape([dim.size for dim in dims]).transpose(position + spectral)
+    try:
+        dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
+        position, spectral = [int(axis) for axis in description["position"]], [int(axis) for axis in description["spectroscopic"]]
+        quantity, units = str(description["quantity"]), str(description["units"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"the stored USID description is incomplete or malformed ({type(error).__name__}: {error})") from None
+    sizes = [dim.size for dim in dims]
+    if sorted(position + spectral) != list(range(len(dims))):
+        raise ModelError(f"the stored USID description assigns axes {position} and {spectral}, not each of its {len(dims)} axes once")
+    if math.prod(sizes) != math.prod(array.shape):
+        raise ModelError(f"the stored USID description has axes of sizes {sizes}, which do not fit data of shape {tuple(array.shape)}")
+    array = array.reshape(sizes).transpose(position + spectral)
     attributes.setdefault("metadata", description.get("metadata", {}))
     return Dataset.from_ndarray(
         array,
         [dims[axis] for axis in position],
         [dims[axis] for axis in spectral],
-        name=description.get("name", "Raw_Data"),
-        quantity=description["quantity"],
-        units=description["units"],
+        name=str(description.get("name", "Raw_Data")),
+        quantity=quantity,
+        units=units,
         **attributes,
     )
 

@@ -47,19 +47,41 @@ def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[N
         raise UnreadableFileError(f"damaged {kind} file: an object cannot be opened ({error.args[0] if error.args else error})", path) from None
     except (OSError, RuntimeError) as error:
         raise UnreadableFileError(f"damaged {kind} file, the library cannot read it ({type(error).__name__}: {error})", path) from None
+    except UnicodeError as error:
+        raise UnreadableFileError(f"damaged {kind} file: a name or text in it is not UTF-8 ({error})", path) from None
 
 
 MAX_UNBACKED_BYTES = 2**30
 MAX_COMPRESSION_RATIO = 1000
 
 
+def foreign_storage(dataset: h5py.Dataset) -> str | None:
+    """Why `dataset` must not be read: its raw data lives in files outside the HDF5 file's folder
+    (HDF5 external storage or virtual-dataset sources), which a hostile file could point anywhere."""
+    folder = Path(dataset.file.filename).resolve().parent
+    sources = [name for name, *_ in (dataset.external or [])]
+    if dataset.is_virtual:
+        sources += [source.file_name for source in dataset.virtual_sources() if source.file_name != "."]
+    for source in sources:
+        name = source.decode() if isinstance(source, bytes) else str(source)
+        if not (folder / name).resolve().is_relative_to(folder):
+            return f"{dataset.name} keeps its data in {name!r}, outside the file's folder; usidbridge does not follow it"
+    return None
+
+
 def unbacked_size(dataset: h5py.Dataset) -> str | None:
-    """Why `dataset` cannot be read whole: it declares far more data than the file stores for it.
+    """Why `dataset` cannot be read: its data is stored outside the file's folder (`foreign_storage`),
+    or it declares far more data than the file stores for it.
 
     A hostile or damaged shape (10^12 elements in an unallocated chunked dataset) would make a read
     allocate terabytes. Beyond 1 GiB, data may be at most 1000 times what the file stores (what
     gzip reaches on constant data); None when the dataset is plausible.
     """
+    foreign = foreign_storage(dataset)
+    if foreign:
+        return foreign
+    if dataset.external or dataset.is_virtual:
+        return None  # stored beside the file, in the folder: its size is not the HDF5 file's
     declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
     if declared <= MAX_UNBACKED_BYTES:
         return None
@@ -73,7 +95,7 @@ def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarra
     """A (small) dataset read into memory, after checking that its declared size is backed by the file."""
     problem = unbacked_size(dataset)
     if problem:
-        raise UnreadableFileError(f"{problem}; the file is damaged", path)
+        raise UnreadableFileError(problem, path)
     return dataset[()]
 
 

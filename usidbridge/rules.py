@@ -219,7 +219,7 @@ class _Checker:
             return
         unbacked = unbacked_size(indices) or unbacked_size(values)
         if unbacked:
-            self.add("F02", f"{unbacked}; the table cannot be checked (damaged file?)", path=indices.name)
+            self.add("F02", f"{unbacked}; the table cannot be checked", path=indices.name)
             return
         index_table, value_table = indices[()], values[()]
         if axis == 1:

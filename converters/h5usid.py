@@ -41,6 +41,7 @@ from usidbridge.hdf import (
     copy_rows,
     damaged_hdf5,
     dereference,
+    in_folder,
     has_hdf5_signature,
     open_hdf5,
     position_chunks,
@@ -121,7 +122,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
     return Dataset(
-        FileArray(main) if lazy else read_whole(main, main.file.filename),
+        FileArray(in_folder(main)) if lazy else read_whole(main, main.file.filename),
         pos,
         spec,
         name=main.name.rsplit("/", 1)[-1],

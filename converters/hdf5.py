@@ -24,23 +24,19 @@ every attribute, and the path                  ``metadata["hdf5"]``
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, open_hdf5, read_attrs, read_whole, string_attr, string_list_attr, unbacked_size
+from usidbridge.hdf import attached_scales, damaged_hdf5, in_folder, has_hdf5_signature, is_dimension_scale, open_hdf5, read_attrs, read_whole, string_attr, unbacked_size
 from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
 PLACEHOLDER_UNITS = "a.u."
-
-
-def is_dimension_scale(obj: h5py.Dataset) -> bool:
-    return string_attr(obj, "CLASS") == "DIMENSION_SCALE"
 
 
 def convertible(obj: Any) -> bool:
@@ -55,27 +51,10 @@ def convertible_datasets(file: h5py.File) -> list[tuple[str, h5py.Dataset]]:
     return found
 
 
-def _attached(dataset: h5py.Dataset) -> tuple[list[list[h5py.Dataset]], list[str]]:
-    """The dimension scales attached to each axis and the axis labels, read from ``DIMENSION_LIST`` and
-    ``DIMENSION_LABELS`` directly: libhdf5's dimension-scale API crashes on references that point
-    at the wrong objects, our `dereference` does not."""
-    count = dataset.ndim
-    scales: list[list[h5py.Dataset]] = [[] for _ in range(count)]
-    listed = dataset.attrs.get("DIMENSION_LIST") if "DIMENSION_LIST" in dataset.attrs else None
-    if isinstance(listed, np.ndarray) and listed.dtype.kind == "O" and listed.size == count:
-        for axis, references in enumerate(listed.reshape(-1)):
-            for reference in np.atleast_1d(references).reshape(-1):
-                target = dereference(dataset.file, reference)
-                if isinstance(target, h5py.Dataset) and is_dimension_scale(target):
-                    scales[axis].append(target)
-    labels = string_list_attr(dataset, "DIMENSION_LABELS") or []
-    return scales, (labels if len(labels) == count else [""] * count)
-
-
 def _dims(dataset: h5py.Dataset, path: str) -> list[Dimension]:
     """One dim per axis: the first attached dimension scale that fits, else an index dim."""
     dims = []
-    scales, labels = _attached(dataset)
+    scales, labels, _problem = attached_scales(dataset)
     for axis, size in enumerate(dataset.shape):
         label = labels[axis]
         dim = Dimension(label or f"arb_{axis}", PLACEHOLDER_UNITS, size)
@@ -114,7 +93,7 @@ def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Se
         "metadata": {"hdf5": {"path": path, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
         "source": f"{dataset.file.filename}::{path}",
     }
-    return from_labelled(FileArray(dataset) if lazy else read_whole(dataset, dataset.file.filename), unique_per_side(dims, spectral), spectral, **attributes)
+    return from_labelled(FileArray(in_folder(dataset)) if lazy else read_whole(dataset, dataset.file.filename), unique_per_side(dims, spectral), spectral, **attributes)
 
 
 class Hdf5Format(Format):
@@ -128,16 +107,23 @@ class Hdf5Format(Format):
 
     def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         file = open_hdf5(path)
+        datasets, problems = [], []
         try:
             with damaged_hdf5(path):
-                datasets = [read_dataset(name, dataset, lazy, spectroscopic) for name, dataset in convertible_datasets(file)]
+                for name, dataset in convertible_datasets(file):
+                    try:
+                        datasets.append(read_dataset(name, dataset, lazy, spectroscopic))
+                    except UnreadableFileError as error:  # one unreadable dataset does not hide the others
+                        problems.append(error.message)
         except UnreadableFileError:
             file.close()
             raise
         if not lazy or not datasets:
             file.close()
         if not datasets:
-            raise NotUSIDError("this HDF5 file holds no numeric dataset to convert (`usidbridge info` shows its tree)", path)
+            raise NotUSIDError(problems[0] if problems else "this HDF5 file holds no numeric dataset to convert (`usidbridge info` shows its tree)", path)
+        for problem in problems:
+            warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
         return datasets
 
 

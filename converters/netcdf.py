@@ -36,7 +36,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, link_cycle
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
@@ -279,7 +279,8 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
 
 
 def _refuse_link_cycles(path: Path) -> None:
-    """netCDF-C loops or aborts on an HDF5 link cycle or an external link to the file itself: find them with h5py first and say so."""
+    """netCDF-C loops or crashes on an HDF5 link cycle, an external link to the file itself, or a dimension-scale
+    reference to the wrong object: find them with h5py first and say so."""
     import h5py
 
     with open(path, "rb") as handle:
@@ -288,8 +289,11 @@ def _refuse_link_cycles(path: Path) -> None:
     with damaged_hdf5(path, "netCDF"), h5py.File(path, "r") as file:
         cycle = link_cycle(file)
         external = file.visititems_links(lambda name, link: name if isinstance(link, h5py.ExternalLink) else None)
+        scales = file.visititems(lambda name, obj: attached_scales(obj)[2] if isinstance(obj, h5py.Dataset) else None)
     if cycle:
         raise UnreadableFileError(f"the HDF5 link {cycle} points back to a group above it (a link cycle); netCDF readers cannot read such a file", path)
+    if scales:
+        raise UnreadableFileError(f"{scales}; netCDF readers crash on such a file", path)
     if external:
         raise UnreadableFileError(f"the HDF5 link /{external} is an external link; netCDF files hold none, and usidbridge does not follow them", path)
 

@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, read_whole, unbacked_size, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, in_folder, read_whole, unbacked_size, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
 from usidbridge.codec import plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -231,7 +231,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
         unbacked = unbacked_size(data)
         if unbacked:
             raise UnreadableFileError(unbacked, group.file.filename)
-        array = data if lazy else data[()]
+        array = in_folder(data) if lazy else read_whole(data, group.file.filename)
         attributes = {"name": "Raw_Data", "quantity": quantity + suffix, "units": units, "metadata": metadata, "source": source + suffix.replace(" ", "/")}
         table = group.get(POSITION_INDICES)
         if isinstance(table, h5py.Dataset):

@@ -69,6 +69,19 @@ def foreign_storage(dataset: h5py.Dataset) -> str | None:
     return None
 
 
+def in_folder(dataset: h5py.Dataset) -> h5py.Dataset:
+    """`dataset`, reopened so that relative external raw-data files and virtual sources resolve against
+    the HDF5 file's own folder (libhdf5's default is the working directory), where `foreign_storage` checked them."""
+    if not dataset.external and not dataset.is_virtual:
+        return dataset
+    file, name = dataset.file, dataset.name.encode()
+    dataset.id._close()  # libhdf5 refuses a second open of the object with another prefix; callers use the reopened one
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_efile_prefix(b"${ORIGIN}")
+    access.set_virtual_prefix(b"${ORIGIN}")
+    return h5py.Dataset(h5py.h5d.open(file.id, name, dapl=access))
+
+
 def unbacked_size(dataset: h5py.Dataset) -> str | None:
     """Why `dataset` cannot be read: its data is stored outside the file's folder (`foreign_storage`),
     or it declares far more data than the file stores for it.
@@ -96,7 +109,35 @@ def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarra
     problem = unbacked_size(dataset)
     if problem:
         raise UnreadableFileError(problem, path)
-    return dataset[()]
+    return in_folder(dataset)[()]
+
+
+def is_dimension_scale(obj: h5py.Dataset) -> bool:
+    return string_attr(obj, "CLASS") == "DIMENSION_SCALE"
+
+
+def attached_scales(dataset: h5py.Dataset) -> tuple[list[list[h5py.Dataset]], list[str], str | None]:
+    """The dimension scales attached to each axis, the axis labels, and what is wrong with the references, if anything.
+
+    Read from ``DIMENSION_LIST`` and ``DIMENSION_LABELS`` directly: libhdf5's dimension-scale API
+    (and netCDF-C, which uses it) crashes on references that point at the wrong objects; `dereference` does not.
+    """
+    count = dataset.ndim
+    scales: list[list[h5py.Dataset]] = [[] for _ in range(count)]
+    problem = None
+    listed = dataset.attrs.get("DIMENSION_LIST") if "DIMENSION_LIST" in dataset.attrs else None
+    if listed is not None and not (isinstance(listed, np.ndarray) and listed.dtype.kind == "O" and listed.size == count):
+        problem = f"{dataset.name}: DIMENSION_LIST is not one list of references per axis"
+    elif listed is not None:
+        for axis, references in enumerate(listed.reshape(-1)):
+            for reference in np.atleast_1d(references).reshape(-1):
+                target = dereference(dataset.file, reference)
+                if isinstance(target, h5py.Dataset) and is_dimension_scale(target):
+                    scales[axis].append(target)
+                else:
+                    problem = f"{dataset.name}: the dimension scale of axis {axis} is {getattr(target, 'name', None) or 'a dangling reference'}, not a dimension scale"
+    labels = string_list_attr(dataset, "DIMENSION_LABELS") or []
+    return scales, (labels if len(labels) == count else [""] * count), problem
 
 
 def link_cycle(file: h5py.File) -> str | None:

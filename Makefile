@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench fuzz clean
 
 demo: $(STAMP)
 	$(BIN)/usidbridge demo
@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml
 bench: $(STAMP)
 	$(BIN)/python bench/bench_h5usid.py
 	$(BIN)/python bench/bench_images.py
+
+fuzz: $(STAMP)
+	$(BIN)/python bench/fuzz.py --per-format 2000 --record
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

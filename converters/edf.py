@@ -54,7 +54,7 @@ DIM_KEY = re.compile(rb"\bDim_(\d+)\s*=", re.IGNORECASE)
 PRECHECK_BYTES = 2**20
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
 # numpy and text parsing and check little themselves).
-FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError)
+FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError, NameError)  # NameError: FabIO's UnboundLocalError on odd headers
 
 
 def _number(text: str) -> float | str:
@@ -123,7 +123,7 @@ class _Frames:
                 )
             if not compressed and frame.blobsize != expected:
                 raise UnreadableFileError(
-                    f"frame {index}: the header at byte offset {frame.start - int(header.get('EDF_HeaderSize', 0) or 0)} says "
+                    f"frame {index}: the header ending at byte offset {frame.start} says "
                     f"{header.get('Dim_2')} x {header.get('Dim_1')} {header.get('DataType')} ({expected} bytes) but Size is {frame.blobsize} bytes",
                     path,
                 )
@@ -160,7 +160,10 @@ class _Frames:
             mapped = self._memmap(path, image) if lazy else None
             if mapped is None:
                 with silenced("fabio"):
-                    mapped = np.stack([image.getframe(i).data if i else image.data for i in range(image.nframes)])
+                    frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
+                if len({frame.shape for frame in frames}) > 1:
+                    raise UnreadableFileError(f"the frames have different shapes {sorted({frame.shape for frame in frames})}; a stack needs one", path)
+                mapped = np.stack(frames)
             parts.append(mapped)
         if len(parts) == 1:
             return parts[0]

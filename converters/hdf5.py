@@ -41,7 +41,13 @@ PLACEHOLDER_UNITS = "a.u."
 
 def convertible(obj: Any) -> bool:
     """True for a dataset the model can hold: numeric, complex or compound of those, non-empty, not a scale."""
-    return isinstance(obj, h5py.Dataset) and obj.ndim >= 1 and obj.size > 0 and check_dtype(obj.dtype) is None and not is_dimension_scale(obj)
+    if not isinstance(obj, h5py.Dataset) or obj.ndim < 1 or obj.size == 0 or is_dimension_scale(obj):
+        return False
+    try:
+        dtype = obj.dtype
+    except ValueError:  # an HDF5 datatype h5py cannot map to numpy (a damaged float layout)
+        return False
+    return check_dtype(dtype) is None
 
 
 def convertible_datasets(file: h5py.File) -> list[tuple[str, h5py.Dataset]]:

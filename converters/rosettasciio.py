@@ -37,7 +37,7 @@ from typing import Any
 from xml.etree.ElementTree import ParseError
 
 from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
-from usidbridge.hdf import has_hdf5_signature
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, unbacked_size
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal
@@ -59,7 +59,7 @@ SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes,
 AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats and not told apart by content: -r reader=NAME
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError)  # NameError: UnboundLocalError on a branch malformed input takes
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)  # NameError: UnboundLocalError on a branch malformed input takes
 
 
 def _own_errors(api: str) -> tuple[type[Exception], ...]:
@@ -131,9 +131,22 @@ def _post_process(signal: dict[str, Any], path: Path) -> dict[str, Any]:
     return signal
 
 
+def _check_hdf5_sizes(path: Path) -> None:
+    """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, before a reader reads it whole."""
+    if not has_hdf5_signature(_head(path)):
+        return
+    import h5py
+
+    with damaged_hdf5(path), h5py.File(path, "r") as file:
+        problem = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
+    if problem:
+        raise UnreadableFileError(problem, path)
+
+
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
     """One Dataset per signal RosettaSciIO's reader finds in the file."""
     plugin = choose_reader(path, reader)
+    _check_hdf5_sizes(path)
     module = importlib.import_module(plugin["api"])
     try:
         with silenced("rsciio"), warnings.catch_warnings():

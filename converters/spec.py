@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError
-from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices, group_by_positions
+from usidbridge.model import Ancillary, Dataset, Dimension, group_by_positions
 from usidbridge.registry import Format, Profile
 
 MESH_COMMANDS = ("mesh", "dmesh", "cmesh")
@@ -229,8 +229,15 @@ def parse_scan(path: Path, scan: Scan) -> ParsedScan:
     return ParsedScan(labels, columns, mca, {"spec": spec}, aborted or (promised is not None and points < promised))
 
 
+MAX_MESH_POSITIONS = 10**7
+
+
 def _mesh(command: str) -> tuple[str, list[float], str, list[float]] | None:
-    """(fast motor, nominal values, slow motor, nominal values) of a mesh command."""
+    """(fast motor, nominal values, slow motor, nominal values) of a mesh command (None when it is not one).
+
+    A mesh declaring more than `MAX_MESH_POSITIONS` positions is refused by the caller before its
+    axes are built: SPEC cannot have recorded it, and the values alone would fill the memory.
+    """
     words = command.split()
     if len(words) < 9 or words[0] not in MESH_COMMANDS:
         return None
@@ -239,6 +246,10 @@ def _mesh(command: str) -> tuple[str, list[float], str, list[float]] | None:
         slow_start, slow_stop, slow_intervals = float(words[6]), float(words[7]), int(words[8])
     except ValueError:
         return None
+    if min(fast_intervals, slow_intervals) < 0:
+        return None
+    if (fast_intervals + 1) * (slow_intervals + 1) > MAX_MESH_POSITIONS:
+        raise ModelError(f"the mesh command declares {fast_intervals + 1} x {slow_intervals + 1} positions, more than a SPEC scan records ({MAX_MESH_POSITIONS})")
     return (
         words[1],
         list(np.linspace(fast_start, fast_stop, fast_intervals + 1)),
@@ -257,7 +268,9 @@ def _positions(parsed: ParsedScan, command: str) -> tuple[Ancillary, list[int]]:
         fast, slow = Dimension(fast_label, "", fast_values), Dimension(slow_label, "", slow_values)
         if points == fast.size * slow.size:
             return Ancillary([slow, fast]), []
-        indices = grid_indices([slow.size, fast.size])[:points]
+        if points > fast.size * slow.size:
+            raise ModelError(f"{points} points for a mesh of {slow.size} x {fast.size} positions")
+        indices = np.stack(np.unravel_index(np.arange(points), (slow.size, fast.size)), axis=1).astype(np.uint32)
         values = np.stack([slow.values[indices[:, 0]], fast.values[indices[:, 1]]], axis=1)
         return Ancillary.from_table([slow_label, fast_label], ["", ""], indices, values), []
     return Ancillary([Dimension(parsed.labels[0], "", parsed.columns[:, 0])]), [0]

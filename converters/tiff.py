@@ -367,11 +367,13 @@ class TiffFormat(Format):
         try:
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
                 return [read_series(tif, path, index, lazy, frames) for index in range(len(tif.series))]
-        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, struct.error) as error:
+        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, struct.error) as error:
             if "imagecodecs" in str(error):
                 raise MissingDependencyError(f"this TIFF is compressed and reading it needs the package 'imagecodecs' ({error}): pip install 'usidbridge[tiff]'", path) from None
             size = path.stat().st_size
             raise UnreadableFileError(f"damaged or truncated TIFF of {size} bytes ({error})", path) from None
+        except MemoryError:
+            raise UnreadableFileError(f"the TIFF declares more data than memory holds ({path.stat().st_size} bytes on disk): damaged?", path) from None
 
     def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         write_dataset(datasets[0], path)

@@ -47,6 +47,17 @@ REGRESSIONS = [
     ("ours.nc", "hdf5_corrupt_json", 21),  # JSONDecodeError in our attributes
     ("ours.nc", "hdf5_link_cycle", 281),  # netCDF-C aborts on an external link to the file itself
     ("temperature_series.nc", "hdf5_link_cycle", 28),  # netCDF-C hangs on a link cycle
+    ("ours.nc", "hdf5_wrong_reference", 16),  # netCDF-C segfaults on a dimension-scale reference to the wrong object
+    ("renishaw_test_map.wdf", "line_shuffle", 604),  # StopIteration inside RosettaSciIO
+    ("demo_scans.spec", "header_lies", 1118),  # a mesh of absurd size
+    ("ours.spec", "header_lies", 898),  # hang: building a mesh of billions of positions
+    ("ours.tif", "bit_flips", 1301),  # OverflowError from a memory map
+    ("optical_Zeiss_AxioVision_RGB.tif", "bit_flips", 1946),  # MemoryError: 60 GiB declared
+    ("detector_frames.edf", "header_lies", 523),  # FabIO's UnboundLocalError
+    ("ours.edf", "bit_flips", 926),  # int() of EDF_HeaderSize in our message
+    ("ours.edf", "header_lies", 1838),  # frames of different shapes
+    ("plain.h5", "bit_flips", 903),  # a float layout h5py cannot map
+    ("ncem_example_signal.emd", "hdf5_huge_shape", 517),  # hang: RosettaSciIO reading a declared 8 TiB
 ]
 
 

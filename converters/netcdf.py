@@ -37,7 +37,7 @@ import numpy as np
 from usidbridge import registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle
-from usidbridge.codec import plain
+from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
@@ -124,10 +124,7 @@ def _safe(name: str) -> str:
 
 def _ours(attrs: Any, key: str, kind: type, length: int | None = None) -> Any:
     """The JSON value of one of our attributes, checked: a damaged one is a `ModelError`, not a crash."""
-    try:
-        value = json.loads(attrs[key])
-    except (json.JSONDecodeError, TypeError, RecursionError):
-        raise ModelError(f"the attribute {key!r} is not the JSON usidbridge writes; the file is damaged or was edited") from None
+    value = load_json(attrs[key], f"the attribute {key!r} (written by usidbridge)")
     if not isinstance(value, kind) or (length is not None and len(value) != length):
         raise ModelError(f"the attribute {key!r} holds {type(value).__name__} {str(value)[:40]!r}, not what usidbridge writes there")
     return value

@@ -48,9 +48,9 @@ import h5py
 import numpy as np
 
 from usidbridge import registry
-from usidbridge.errors import NotUSIDError, UnreadableFileError
+from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, in_folder, read_whole, unbacked_size, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
-from usidbridge.codec import plain
+from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
@@ -196,8 +196,8 @@ def _placeholders(group: h5py.Group) -> list[dict[str, Any]]:
     """The size-1 placeholder dims our writer left out of the signal (``@usidbridge_placeholders``)."""
     text = string_attr(group, PLACEHOLDERS_ATTR)
     try:
-        entries = json.loads(text) if text else []
-    except json.JSONDecodeError:
+        entries = load_json(text, PLACEHOLDERS_ATTR) if text else []
+    except ModelError:
         return []
     return [entry for entry in entries if isinstance(entry, dict) and {"side", "name", "units", "value"} <= entry.keys()] if isinstance(entries, list) else []
 
@@ -286,10 +286,12 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     if signal is not None:
         group["data"] = h5py.SoftLink(signal.name)
     spectral = list(dataset.spec.dims) if dataset.spec.is_grid else [Dimension("spectral_index", "", dataset.spec.size)]
+    dropped_positions = 0
     if signal is not None:  # dual file: the 2-D Main dataset is the signal
         dims, shape = [None, spectral[0] if len(spectral) == 1 else None], dataset.shape
     elif dataset.is_grid:
         dropped = _placeholder_axes(dataset)
+        dropped_positions = sum(1 for axis in dropped if axis < len(dataset.pos.dims))
         dims = [dim for axis, dim in enumerate(dataset.dims) if axis not in dropped]
         shape = tuple(dim.size for dim in dims)
         if dropped:
@@ -325,7 +327,7 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
         table.attrs["labels"] = np.array([label.encode() for label in dataset.pos.labels])
         table.attrs["units"] = np.array([unit.encode() for unit in dataset.pos.units])
     group.attrs["axes"] = np.array([name.encode() for name in axes])
-    positions = 1 if dims[0] is None else len(dataset.pos.dims) - sum(1 for entry in json.loads(group.attrs.get(PLACEHOLDERS_ATTR, "[]")) if entry["side"] == "position")
+    positions = 1 if dims[0] is None else len(dataset.pos.dims) - dropped_positions
     spectral_axes = axes[positions:]
     group.attrs[SPECTROSCOPIC_ATTR] = np.array([name.encode() for name in spectral_axes if name != "."] or [b""])
     interpretation = _interpretation(positions, len(spectral_axes))

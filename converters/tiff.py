@@ -45,7 +45,7 @@ import numpy as np
 
 from usidbridge.errors import MissingDependencyError, ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_order, stack_to_dataset
-from usidbridge.codec import describe, from_description, plain
+from usidbridge.codec import describe, from_description, load_json, plain
 from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
 
@@ -258,17 +258,33 @@ def _array(tif: Any, path: Path, index: int, lazy: bool) -> Any:
     return tif.series[index].asarray()
 
 
+def _stored_description(tif: Any, imagej: dict[str, Any], index: int, path: Path) -> dict[str, Any] | None:
+    """The USID description our writer stored (ImageJ's Info, or tifffile's shaped description), if any.
+
+    ImageJ's Info is free text other programs use too: text that is not our JSON is not a description.
+    """
+    if isinstance(imagej.get("Info"), str) and imagej["Info"].startswith("{"):
+        try:
+            info = load_json(imagej["Info"], "ImageJ's Info")
+        except ModelError:
+            return None
+        return info.get(DESCRIPTION_KEY) if isinstance(info, dict) else None
+    if tif.is_shaped and tif.shaped_metadata and index < len(tif.shaped_metadata):
+        description = tif.shaped_metadata[index].get(DESCRIPTION_KEY)
+        if isinstance(description, str):
+            try:
+                description = load_json(description, f"the usidbridge description of series {index}")
+            except ModelError as error:
+                raise UnreadableFileError(error.message, path) from None
+        return description if isinstance(description, dict) else None
+    return None
+
+
 def read_series(tif: Any, path: Path, index: int, lazy: bool, frames: str) -> Dataset:
     series = tif.series[index]
     page = series.pages[0]
     imagej = dict(tif.imagej_metadata or {}) if tif.is_imagej else {}
-    description = None
-    if isinstance(imagej.get("Info"), str) and imagej["Info"].startswith("{"):
-        description = json.loads(imagej["Info"]).get(DESCRIPTION_KEY)
-    elif tif.is_shaped and tif.shaped_metadata and index < len(tif.shaped_metadata):
-        description = tif.shaped_metadata[index].get(DESCRIPTION_KEY)
-        if isinstance(description, str):
-            description = json.loads(description)
+    description = _stored_description(tif, imagej, index, path)
     array = _array(tif, path, index, lazy)
     axes = series.axes
     source = f"{path}::series{index}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -93,6 +94,22 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
     )
 
 
+def load_json(text: Any, what: str) -> Any:
+    """JSON that a file carries (our descriptions and attributes), parsed defensively: size and nesting
+    are bounded, and anything that is not sound JSON is a `ModelError` naming `what`."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str) or len(text) > MAX_ENCODED_CHARS:
+        raise ModelError(f"{what} is not JSON text of at most {MAX_ENCODED_CHARS} characters")
+    depth = max((len(match) for match in re.findall(r"[\[{]+", text)), default=0)
+    if depth > MAX_ENCODED_DEPTH:
+        raise ModelError(f"{what} nests deeper than {MAX_ENCODED_DEPTH} levels")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        raise ModelError(f"{what} is not valid JSON ({error})") from None
+
+
 def _tagged(value: Any) -> Any:
     """A value as JSON-ready data that `_untagged` turns back into the same value."""
     if isinstance(value, Mapping):
@@ -135,10 +152,7 @@ def is_encoded(text: str) -> bool:
 
 def decode_value(text: str) -> Any:
     """The value `encode_value` stored; text that is not a sound encoding comes back as it is."""
-    body = text[len(ENCODED_PREFIX) :]
-    if len(body) > MAX_ENCODED_CHARS or body.count("[") + body.count("{") > MAX_ENCODED_CHARS // 2:
-        return text
     try:
-        return _untagged(json.loads(body))
-    except (json.JSONDecodeError, RecursionError, TypeError, ValueError):
+        return _untagged(load_json(text[len(ENCODED_PREFIX) :], "an encoded metadata value"))
+    except (ModelError, TypeError, ValueError):
         return text

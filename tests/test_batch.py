@@ -39,7 +39,7 @@ def test_batch_command_on_a_local_cluster_of_two_processes(tmp_path, distributed
         timeout=300,
     )
     assert result.returncode == 1  # one input failed
-    assert result.stdout.strip() == f"converted 7 file(s) to {out}, 1 failed"  # no progress bar when not a terminal
+    assert result.stdout.strip() == f"converted 7 file(s) to {out}, 0 skipped, 1 failed"  # no progress bar when not a terminal
     assert result.stderr.strip().splitlines() == [f"usidbridge: failed: {folder / 'broken.spec'}: line 4: a data line that is not numbers: '0.5 oops'"]
     assert "Traceback" not in result.stderr
     for path in out.iterdir():
@@ -99,3 +99,32 @@ def test_progress_bar_on_a_terminal_only(tmp_path):
     assert code == 0 and "converting big.h5" in shown and "wrote" in shown
     code, quiet = run_on_a_terminal(["convert", str(source), str(tmp_path / "quiet.nxs"), "--quiet"], tmp_path)
     assert code == 0 and "converting" not in quiet and "wrote" in quiet
+
+
+def test_batch_over_a_nested_tree_skips_non_data_and_resumes(tmp_path, distributed):
+    """Sub-folders are walked and mirrored; README, pictures and logs are skipped; --skip-existing resumes; --report is JSON."""
+    import json
+
+    tree = tmp_path / "beamtime"
+    (tree / "day1" / "scans").mkdir(parents=True)
+    (tree / "day2").mkdir()
+    shutil.copy(FIXTURES / "demo_scans.spec", tree / "day1" / "scans" / "run.spec")
+    shutil.copy(FIXTURES / "pyusid_iv_map.h5", tree / "day1" / "map.h5")
+    shutil.copy(FIXTURES / "detector_frames.edf", tree / "day2" / "frames.edf")
+    (tree / "README.md").write_text("# Beamtime notes\nSample: Cu foil.\n")
+    (tree / "day2" / "log.txt").write_text("12:00 started\n12:05 beam lost\n")
+    (tree / "day2" / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    command = [sys.executable, "-m", "usidbridge", "batch", str(tree), "--to", "h5usid", "--out", str(out), "--workers", "1", "--report", str(report)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip().splitlines()[-1] == f"converted 3 file(s) to {out}, 3 skipped, 0 failed"
+    assert sorted(str(path.relative_to(out)) for path in out.rglob("*.h5")) == ["day1/map.h5", "day1/scans/run.h5", "day2/frames.h5"]
+    from pathlib import Path
+
+    summary = json.loads(report.read_text())
+    assert {Path(entry["source"]).name for entry in summary["skipped"]} == {"README.md", "log.txt", "photo.png"}
+    (out / "day2" / "frames.h5").unlink()
+    again = subprocess.run(command + ["--skip-existing"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == f"converted 1 file(s) to {out}, 5 skipped, 0 failed"
+    assert ub.validate(out / "day2" / "frames.h5").ok

@@ -360,16 +360,27 @@ def formats_command(as_json: bool) -> None:
 @click.option("--workers", type=int, help="Worker processes of the local cluster (default: one per core).")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing dask scheduler, e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
+@click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume an interrupted batch).")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary (converted, skipped, failed, with reasons) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, quiet: bool) -> None:
-    """Convert many INPUTS (files or folders) in parallel on dask; exit 1 if any failed."""
+def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, skip_existing: bool, report: Path | None, quiet: bool) -> None:
+    """Convert many INPUTS (files, or folders with their sub-folders) in parallel on dask; the output tree mirrors the input tree.
+
+    Files no format reads are skipped. Exit 1 if any file failed.
+    """
     from .batch import batch
 
     if workers and scheduler:
         raise click.BadParameter("give --workers or --scheduler, not both")
-    with _progress_bar(f"converting {len(inputs)} input(s) to {to}", quiet) as bar:
-        result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar)
-    click.echo(f"converted {len(result.converted)} file(s) to {out}, {len(result.failed)} failed")
+    if overwrite and skip_existing:
+        raise click.BadParameter("give --overwrite or --skip-existing, not both")
+    with _progress_bar(f"converting files to {to}", quiet) as bar:
+        result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar, skip_existing=skip_existing)
+    for source, reason in result.skipped:
+        click.echo(f"skipped {source}: {reason}")
+    click.echo(f"converted {len(result.converted)} file(s) to {out}, {len(result.skipped)} skipped, {len(result.failed)} failed")
+    if report:
+        report.write_text(json.dumps(result.to_dict(), indent=2))
     for source, message in result.failed:
         errors.print(f"usidbridge: failed: {message if source in message else f'{source}: {message}'}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(1 if result.failed else 0)

@@ -75,7 +75,7 @@ class HyperspyFormat(Format):
         return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
 
     def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "gzip") -> None:
-        to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression))
+        to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression), show_progressbar=False)
 
 
 FORMAT = HyperspyFormat()

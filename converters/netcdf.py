@@ -28,6 +28,7 @@ lazily: only the ancillary datasets are read at open, the Main data stays in the
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -272,7 +273,9 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
         raise UnsupportedFeatureError(f"netCDF compresses with gzip (zlib) only, not {compression!r}: other readers could not open the file")
     encoded = _encode(to_xarray_dataset(datasets))
     encoding = {name: {"zlib": True, "complevel": 4} for name in encoded.data_vars if encoded[name].ndim} if compression == "gzip" else None
-    encoded.to_netcdf(path, engine=engine, encoding=encoding)
+    with warnings.catch_warnings():  # xarray's notice about big-endian input, which it converts as it should
+        warnings.filterwarnings("ignore", "endian-ness of dtype and endian kwarg do not match", UserWarning)
+        encoded.to_netcdf(path, engine=engine, encoding=encoding)
 
 
 def _refuse_link_cycles(path: Path) -> None:

@@ -95,3 +95,24 @@ def test_demo_converts_validates_previews_exports_and_round_trips(tmp_path):
         exported = {path.suffix for path in (out / "exports" / stem).iterdir()}
         assert {".h5", ".nxs", ".nc", ".hspy"} <= exported
     assert "fidelity of" in result.stdout and "nexus" in result.stdout and "!" not in result.stdout
+
+
+def test_command_line_manners(tmp_path):
+    """--debug after the subcommand, -v says why, one message for a folder, preview refuses to overwrite."""
+    from usid_files import compliant_file
+
+    source = compliant_file(tmp_path / "good.h5")
+    debug = run("convert", tmp_path / "missing.h5", tmp_path / "out.h5", "--debug")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr and "no such file" in debug.stderr
+    verbose = run("convert", source, tmp_path / "out.nxs", "-v")
+    assert verbose.returncode == 0
+    assert "read as h5usid: its content matched" in verbose.stderr and "written as nexus: from the extension .nxs" in verbose.stderr
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    for arguments in (("convert", folder, tmp_path / "x.h5"), ("validate", folder), ("info", folder), ("preview", folder), ("roundtrip", folder)):
+        assert_one_line_error(run(*arguments), str(folder), "is a folder, not a file")
+    assert_one_line_error(run("convert", source, folder), str(folder), "is a folder, not a file")
+    picture = tmp_path / "picture.png"
+    assert run("preview", source, "-o", picture).returncode == 0
+    assert_one_line_error(run("preview", source, "-o", picture), str(picture), "--overwrite")
+    assert run("preview", source, "-o", picture, "--overwrite").returncode == 0

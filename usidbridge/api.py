@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from .errors import ModelError, UnknownFormatError, UnreadableFileError
+from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
 from .hdf import atomic_output
 from .model import Dataset
 
@@ -22,7 +22,7 @@ def _input_path(path: PathLike) -> Path:
     if not path.exists():
         raise UnreadableFileError("no such file", path)
     if path.is_dir():
-        raise UnreadableFileError("is a folder, not a file", path)
+        raise UnreadableFileError(IS_A_FOLDER, path)
     return path
 
 
@@ -57,6 +57,8 @@ def read(path: PathLike, format: str | None = None, *, lazy: bool = False, datas
     """
     path = _input_path(path)
     reader = registry.get(format) if format else registry.detect(path)
+    if format:
+        registry.log.info("%s: read as %s: asked for (--from)", path, reader.name)
     if not reader.can_read:
         raise UnknownFormatError(f"the {reader.name} format cannot be read", path)
     reader.require()
@@ -82,7 +84,10 @@ def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | N
     """
     datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableFileError(f"{IS_A_FOLDER}; give the output a file name", path)
     writer = registry.get(format) if format else registry.for_extension(path)
+    registry.log.info("%s: written as %s: %s", path, writer.name, "asked for (--to)" if format else f"from the extension {path.suffix}")
     if not writer.can_write:
         raise UnknownFormatError(f"the {writer.name} format cannot be written", path)
     writer.require()

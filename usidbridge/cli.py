@@ -7,7 +7,9 @@ bad usage. Errors are one line naming the file and the problem; ``--debug`` show
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from .rules import Report, validate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TREE_LIMIT = 200
+FEATURES = {"preview": ("matplotlib", "preview"), "batch": ("distributed", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables in logs and pipes
 errors = Console(stderr=True)
@@ -59,10 +62,17 @@ class _Commands(click.Group):
 
 
 @click.group(cls=_Commands)
-@click.option("--debug", is_flag=True, help="Show the full traceback of errors.")
+@click.option("--debug", is_flag=True, help="Show the full traceback of errors (also accepted after the subcommand).")
+@click.option("-v", "--verbose", is_flag=True, help="Say which reader and writer were chosen, and why.")
 @click.version_option(__version__, prog_name="usidbridge")
-def cli(debug: bool) -> None:
+def cli(debug: bool, verbose: bool) -> None:
     """Move spectroscopy and imaging data between USID/h5USID and other formats, and check USID files."""
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("usidbridge: %(message)s"))
+        logger = logging.getLogger("usidbridge")
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def _print_json(data: Any) -> None:
@@ -70,8 +80,8 @@ def _print_json(data: Any) -> None:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("target", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
 @click.option("--from", "from_", metavar="F", help="Input format (default: detected from the content).")
 @click.option("--to", metavar="F", help="Output format (default: from the extension of TARGET).")
 @click.option("--dataset", metavar="PATH", help="Convert only the dataset with this name or internal path.")
@@ -293,12 +303,13 @@ def roundtrip_command(file: Path, via: str, as_json: bool) -> None:
 
 @cli.command("preview")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Picture to write (default: FILE's name with .png, here).")
-def preview_command(file: Path, out: Path | None) -> None:
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Picture to write (default: FILE's name with .png, here).")
+@click.option("--overwrite", is_flag=True, help="Replace the picture if it exists.")
+def preview_command(file: Path, out: Path | None, overwrite: bool) -> None:
     """Draw each Main dataset of FILE: an image, a line, or a map with its mean spectrum."""
     from .preview import preview
 
-    written = preview(api.read(file, lazy=True), out or Path(file.name).with_suffix(".png"))
+    written = preview(api.read(file, lazy=True), out or Path(file.name).with_suffix(".png"), overwrite=overwrite)
     click.echo(f"wrote {written}")
 
 
@@ -343,6 +354,13 @@ def formats_command(as_json: bool) -> None:
         status = "[green]installed[/]" if row["installed"] else "[red]missing[/]: " + escape(f"pip install 'usidbridge[{format.extra or format.name}]'")
         table.add_row(row["name"], "yes" if row["reads"] else "no", "yes" if row["writes"] else "no", " ".join(row["extensions"]), row["library"] or "(built in)", status)
     console.print(table)
+    features = Table(title="features beyond the formats", title_justify="left")
+    for column in ("feature", "library", "status"):
+        features.add_column(column)
+    for feature, (library, extra) in FEATURES.items():
+        installed = importlib.util.find_spec(library) is not None
+        features.add_row(feature, library, "[green]installed[/]" if installed else "[red]missing[/]: " + escape(f"pip install 'usidbridge[{extra}]'"))
+    console.print(features)
     options = Table(title="reader (-r KEY=VALUE) and writer (-w KEY=VALUE) options", title_justify="left")
     for column in ("format", "side", "option", "help"):
         options.add_column(column, overflow="fold" if column == "help" else "ellipsis")
@@ -401,6 +419,13 @@ def demo(out: Path, fixtures: Path) -> None:
     sys.exit(1 if result.failures else 0)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="usidbridge")
+GLOBAL_FLAGS = ("--debug", "-v", "--verbose")
+
+
+def main(arguments: list[str] | None = None) -> None:
+    """Console-script entry point. ``--debug`` and ``-v`` are accepted anywhere, since error messages
+    tell users to "rerun with --debug" after the subcommand they typed."""
+    arguments = list(sys.argv[1:] if arguments is None else arguments)
+    flags = [argument for argument in arguments if argument in GLOBAL_FLAGS]
+    rest = [argument for argument in arguments if argument not in GLOBAL_FLAGS]
+    cli(args=flags + rest, prog_name="usidbridge")

@@ -28,6 +28,9 @@ class UnreadableFileError(UsidBridgeError):
     """The file cannot be read as the format it claims or was asked to be (truncated, garbage, empty)."""
 
 
+IS_A_FOLDER = "is a folder, not a file"
+
+
 class IsolatedFailureError(UnreadableFileError):
     """The isolated reading process crashed or hung (inside libhdf5 or netCDF-C, on a damaged file)."""
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import progress
 from .codec import decode_value, encode_value, is_encoded
-from .errors import OutputExistsError, UnreadableFileError, UnsupportedFeatureError
+from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
@@ -172,6 +172,8 @@ def has_hdf5_signature(head: bytes) -> bool:
 def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:
     """Open an HDF5 file read-only, turning h5py's errors into one line that says what the file is."""
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableFileError(IS_A_FOLDER, path)
     try:
         size = path.stat().st_size
     except OSError as error:
@@ -430,6 +432,8 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iter
     was killed from one still being written, and removes it (`remove_stale_partials`).
     """
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableFileError(f"{IS_A_FOLDER}; give the output a file name", path)
     if path.exists() and not overwrite:
         raise OutputExistsError("the output file exists; use --overwrite (overwrite=True) to replace it", path)
     if not path.parent.is_dir():

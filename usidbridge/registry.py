@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import importlib.util
 import pkgutil
 import warnings
@@ -19,12 +20,13 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import MissingDependencyError, UnknownFormatError, UnknownOptionError, UnreadableFileError, UnsupportedFeatureError
+from .errors import IS_A_FOLDER, MissingDependencyError, UnknownFormatError, UnknownOptionError, UnreadableFileError, UnsupportedFeatureError
 
 if TYPE_CHECKING:
     from .model import Dataset
 
 ENTRY_POINT_GROUP = "usidbridge.formats"
+log = logging.getLogger("usidbridge")
 HEAD_BYTES = 4096
 
 Support = Literal["carries", "encodes", "refuses", "loses"]
@@ -239,6 +241,8 @@ def detect(path: str | Path) -> Format:
     """The format of an existing file, from its content first and its extension second."""
     _discover()
     path = Path(path)
+    if path.is_dir():
+        raise UnreadableFileError(IS_A_FOLDER, path)
     try:
         with open(path, "rb") as handle:
             head = handle.read(HEAD_BYTES)
@@ -256,15 +260,20 @@ def detect(path: str | Path) -> Format:
         if score > 0:
             scored.append((score, suffix in format.extensions, -rank, format))
     best = max(scored, key=lambda item: item[:3]) if scored else None
+    others = ", ".join(f"{format.name} ({score})" for score, _, _, format in scored if best is None or format is not best[3])
     if best is not None and best[0] >= 2:
+        log.info("%s: read as %s: its content matched%s", path, best[3].name, f" (also scored: {others})" if others else "")
         return best[3]
     for format in _REGISTRY.values():
         if format.installed and format.probe(path):
+            log.info("%s: read as %s: no magic bytes decided, and its library recognised the file", path, format.name)
             return format
     if best is not None:
+        log.info("%s: read as %s: its container matched%s", path, best[3].name, " and so did the extension" if best[1] else "")
         return best[3]
     for format in _REGISTRY.values():
         if suffix in format.extensions and format.can_read:
+            log.info("%s: read as %s: nothing in the content decided; the extension %s did", path, format.name, suffix)
             return format
     preview = head[:16].decode("latin-1").encode("unicode_escape").decode("ascii")
     raise UnknownFormatError(f"no known format recognises this file (it starts with {preview!r})", path)

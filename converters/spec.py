@@ -18,7 +18,11 @@ every other ``#L`` column (counters)              one Dataset each, quantity = i
 ``#D #C #U``, file header ``#F #E #D #C``         count time, monitor, date, comments, user lines
 ================================================  =============================================
 
-SPEC has no units: units are empty. Labels are separated by two spaces and may contain single
+``scanned=spectroscopic`` makes the scanned motor a spectroscopic dim of one position, which is
+what an energy scan (EXAFS, XANES) is: one spectrum per counter, and each MCA a 2-D spectrum over
+(motor, channel). Keep the default (position) when the motor moves the sample (a line scan, a
+mesh). ``scanned=auto`` chooses spectroscopic for 1-D scans of an energy motor (Energy, E, mono*,
+dcm*, ...). SPEC has no units: units are empty. Labels are separated by two spaces and may contain single
 spaces. Comments and blank lines are allowed anywhere; an aborted scan (fewer points than
 promised, a truncated last line) keeps its complete points; a non-numeric data line is an error
 naming the line. The writer puts datasets with the same positions into one scan (one or two
@@ -294,15 +298,28 @@ def _mca_dimension(parsed: ParsedScan, index: int, size: int) -> Dimension:
     return Dimension("Channel", "", numbers)
 
 
-def scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
+SCANNED_AS = ("position", "spectroscopic", "auto")
+ENERGY_MOTOR = re.compile(r"^(e|en|energy|ekev|e_kev|ev|mono\w*|dcm\w*|hdcm\w*|monoe|mono_energy)$", re.IGNORECASE)
+
+
+def _scanned_is_spectroscopic(scanned: str, label: str, command: str, path: Path) -> bool:
+    """Whether the scanned motor is a spectroscopic dim: asked for, or ("auto") an energy motor of a 1-D scan."""
+    if scanned not in SCANNED_AS:
+        raise UnsupportedFeatureError(f"scanned must be one of {', '.join(SCANNED_AS)}, not {scanned!r}")
+    if scanned == "auto":
+        return _mesh(command) is None and bool(ENERGY_MOTOR.match(label.strip()))
+    return scanned == "spectroscopic"
+
+
+def scan_datasets(path: Path, scan: Scan, scanned: str = "position") -> list[Dataset]:
     """Every Dataset of one scan: one per counter column, one per MCA; a scan whose parts disagree is an error naming it."""
     try:
-        return _scan_datasets(path, scan)
+        return _scan_datasets(path, scan, scanned)
     except ModelError as error:
         raise UnreadableFileError(f"scan {scan.key} (line {scan.line}): {error.message}", path) from None
 
 
-def _scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
+def _scan_datasets(path: Path, scan: Scan, scanned: str) -> list[Dataset]:
     parsed = parse_scan(path, scan)
     if parsed.columns.shape[0] == 0:
         return []
@@ -310,30 +327,33 @@ def _scan_datasets(path: Path, scan: Scan) -> list[Dataset]:
     pos, used = _positions(parsed, scan.command)
     source = f"{path}::scan {scan.key}"
     single = Ancillary([Dimension("arb", "a.u.", [0.0])])
+    as_spectrum = pos.is_grid and _scanned_is_spectroscopic(scanned, parsed.labels[0], scan.command, path)
     datasets = []
     for column, label in enumerate(parsed.labels):
         if column in used:
             continue
-        datasets.append(
-            Dataset(parsed.columns[:, column : column + 1], pos, single, quantity=label, units="", metadata=parsed.metadata, source=f"{source}/{label}")
-        )
+        values = parsed.columns[:, column : column + 1]
+        layout = (values.T, single, pos) if as_spectrum else (values, pos, single)  # a spectrum over the scanned motor at one position
+        datasets.append(Dataset(*layout, quantity=label, units="", metadata=parsed.metadata, source=f"{source}/{label}"))
     names, units = parsed.metadata["spec"].get("mca_names", []), parsed.metadata["spec"].get("mca_units", [])
     for index, spectra in enumerate(parsed.mca):
-        spectral = Ancillary([_mca_dimension(parsed, index, spectra.shape[1])])
+        channel = _mca_dimension(parsed, index, spectra.shape[1])
+        if as_spectrum:
+            layout = (spectra.reshape(1, -1), single, Ancillary([*pos.dims, channel]))
+        else:
+            layout = (spectra, pos, Ancillary([channel]))
         quantity = names[index] if index < len(names) else f"MCA {index}" if len(parsed.mca) > 1 else "MCA"
-        datasets.append(
-            Dataset(spectra, pos, spectral, quantity=quantity, units=units[index] if index < len(units) else "counts", metadata=parsed.metadata, source=f"{source}/MCA {index}")
-        )
+        datasets.append(Dataset(*layout, quantity=quantity, units=units[index] if index < len(units) else "counts", metadata=parsed.metadata, source=f"{source}/MCA {index}"))
     return datasets
 
 
-def read_file(path: Path, scans: Sequence[str] | None = None) -> list[Dataset]:
-    """Every Dataset of every scan (or of the scans whose keys, like "1.1", are given)."""
+def read_file(path: Path, scans: Sequence[str] | None = None, scanned: str = "position") -> list[Dataset]:
+    """Every Dataset of every scan (or of the scans whose keys, like "1.1", are given); `scanned` says where the scanned motor goes."""
     found = split_scans(path)
     if not found:
         raise UnreadableFileError("no '#S' scan line: not a SPEC file, or a SPEC file without scans", path)
     wanted = [scan for scan in found if scans is None or scan.key in scans or str(scan.number) in scans]
-    datasets = [dataset for scan in wanted for dataset in scan_datasets(path, scan)]
+    datasets = [dataset for scan in wanted for dataset in scan_datasets(path, scan, scanned)]
     if not datasets:
         raise UnreadableFileError(f"{len(found)} scan(s) but no data points in them", path)
     return datasets
@@ -458,7 +478,10 @@ class SpecFormat(Format):
     description = "SPEC text files (certif SPEC, PyMca, silx)"
     extensions = (".spec", ".dat", ".spc")
     profile = Profile(dims="loses", units="loses", dtypes="loses", complex="refuses", compound="refuses", non_grid="refuses", max_dims=3, nested_metadata="loses", exact_floats=False)  # text: NaN payloads become plain nan
-    read_options = {"scans": "the scans to read, by number: [\"1.1\", \"3.1\"] (default: every scan)"}
+    read_options = {
+        "scans": "the scans to read, by number: [\"1.1\", \"3.1\"] (default: every scan)",
+        "scanned": "position (default: a map over the scanned motor), spectroscopic (a spectrum of one position: EXAFS, XANES), or auto (spectroscopic for energy motors)",
+    }
 
     def sniff(self, head: bytes, path: Path) -> int:
         text = head.decode("latin-1", errors="replace")
@@ -467,8 +490,8 @@ class SpecFormat(Format):
             return 2
         return 0
 
-    def read(self, path: Path, *, lazy: bool = False, scans: Sequence[str] | None = None) -> list[Dataset]:
-        return read_file(path, scans=scans)
+    def read(self, path: Path, *, lazy: bool = False, scans: Sequence[str] | None = None, scanned: str = "position") -> list[Dataset]:
+        return read_file(path, scans=scans, scanned=scanned)
 
     def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         write_file(datasets, path)

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import usidbridge as ub
 from usidbridge.errors import UnreadableFileError
 
-from conftest import need
+from conftest import FIXTURES, need
 from test_cli import assert_one_line_error, run
 
 SPEC_TEXT = """#F /data/run7.spec
@@ -227,3 +227,28 @@ def test_bad_spec_files(tmp_path):
         result = run("convert", "--from", "spec", path, tmp_path / f"{path.stem}.h5")
         assert_one_line_error(result, str(path), words)
         assert not (tmp_path / f"{path.stem}.h5").exists()
+
+
+def test_energy_scan_as_a_spectrum(shared_data, tmp_path):
+    """-r scanned=spectroscopic: an EXAFS scan is one spectrum per counter at one position; auto finds energy motors."""
+    path = shared_data / "spec" / "EXAFS_Cu.dat"
+    as_map = ub.read(path)
+    as_spectra = ub.read(path, scanned="spectroscopic")
+    assert len(as_map) == len(as_spectra)
+    for mapped, spectrum in zip(as_map, as_spectra):
+        assert spectrum.pos.size == 1 and spectrum.spec.dims[0] == mapped.pos.dims[0]
+        assert np.array_equal(spectrum.to_ndarray(squeeze=True), mapped.to_ndarray(squeeze=True))
+        assert ub.validate(ub.write(spectrum, tmp_path / f"{spectrum.quantity}.h5", overwrite=True)).ok
+    label = as_map[0].pos.dims[0].name
+    auto = ub.read(path, scanned="auto")
+    assert (auto[0].pos.size == 1) == bool(ub.converters.spec.ENERGY_MOTOR.match(label))
+    with pytest.raises(ub.errors.UnsupportedFeatureError, match="scanned must be one of"):
+        ub.read(path, scanned="sideways")
+
+
+def test_mca_scan_as_spectra_over_motor_and_channel():
+    (counter, *rest) = ub.read(FIXTURES / "demo_scans.spec", scanned="spectroscopic")
+    mca = [dataset for dataset in [counter, *rest] if dataset.quantity.startswith("MCA")]
+    assert mca
+    for dataset in mca:
+        assert dataset.pos.size == 1 and len(dataset.spec.dims) == 2

@@ -7,6 +7,7 @@ bad usage. Errors are one line naming the file and the problem; ``--debug`` show
 from __future__ import annotations
 
 import contextlib
+import importlib.resources
 import importlib.util
 import json
 import logging
@@ -28,7 +29,7 @@ from .isolation import DEFAULT_TIMEOUT, isolated
 from .model import Dataset, Dimension
 from .rules import Report, validate
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(str(importlib.resources.files("usidbridge.fixtures")))  # shipped as package data: the demo runs from any install
 TREE_LIMIT = 200
 FEATURES = {"preview": ("matplotlib", "preview"), "batch": ("distributed", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
 

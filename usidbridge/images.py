@@ -10,7 +10,7 @@ numpy and memory-mapped data stay views, dask data stays lazy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -57,8 +57,26 @@ def dataset_to_stack(dataset: Dataset) -> tuple[Any, list[Dimension]]:
     if not dataset.is_grid:
         raise UnsupportedFeatureError(f"{dataset.name}: non-grid positions cannot become an image stack; h5usid and netcdf keep them")
     order = stack_order(dataset)
-    nd = dataset.to_ndarray()
+    nd = dataset.lazy_data.reshape(dataset.nd_shape)  # a view for numpy, lazy for h5py and dask: nothing is read here
     return nd.transpose(order), [dataset.dims[axis] for axis in order]
+
+
+FRAME_BLOCK_BYTES = 256 * 2**20
+
+
+def planes(stack: Any, block_bytes: int = FRAME_BLOCK_BYTES) -> Iterator[np.ndarray]:
+    """The image planes of a stack ``(frame axes..., Y, X)``, in order, read a block of frames at a time.
+
+    Memory stays at one block whatever the file size. Frames are a transpose of the file's layout
+    when they are spectroscopic, so each block costs one pass over the source: blocks are large
+    (256 MiB) to keep the passes few.
+    """
+    height, width = stack.shape[-2:]
+    frames = stack.reshape((-1, height, width))
+    plane_bytes = max(1, height * width * np.dtype(stack.dtype).itemsize)
+    step = max(1, block_bytes // plane_bytes)
+    for start in range(0, frames.shape[0], step):
+        yield from np.asarray(frames[start : start + step])
 
 
 def rgb_fields(dtype: np.dtype) -> tuple[str, ...] | None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, pixel_dims, stack_order, stack_to_dataset
+from usidbridge.images import dataset_to_stack, planes, pixel_dims, stack_order, stack_to_dataset
 from usidbridge.codec import from_description
 from usidbridge.model import Dataset, Dimension, as_dask
 from usidbridge.registry import Format, Profile
@@ -366,11 +366,11 @@ def write_file(dataset: Dataset, path: Path) -> None:
         raise UnsupportedFeatureError(f"EDF holds real numbers only; {dataset.name} is {dataset.dtype} (split compound or complex data first)")
     stack, dims = dataset_to_stack(dataset)
     count = int(np.prod([dim.size for dim in dims[:-2]]))
-    frames = stack.reshape(count, dims[-2].size, dims[-1].size)
     headers = _frame_headers(dataset, dims, count)
-    image = fabio.edfimage.EdfImage(data=np.ascontiguousarray(frames[0]), header=headers[0])
-    for index in range(1, count):
-        image.append_frame(data=np.ascontiguousarray(frames[index]), header=headers[index])
+    frames = planes(stack)  # FabIO keeps every frame until it writes; read them a block at a time, not one pass each
+    image = fabio.edfimage.EdfImage(data=np.ascontiguousarray(next(frames)), header=headers[0])
+    for header, frame in zip(headers[1:], frames):
+        image.append_frame(data=np.ascontiguousarray(frame), header=header)
     image.write(str(path))
 
 

@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
     rows = ["| data | writer | seconds | × raw copy | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|"]
-    with tempfile.TemporaryDirectory(dir=HERE.parent) as folder_name:
+    with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)
         for mib in arguments.mib:
             source = make_input(folder, mib)

@@ -41,17 +41,16 @@ from usidbridge.hdf import (
     copy_rows,
     damaged_hdf5,
     dereference,
-    in_folder,
     has_hdf5_signature,
     open_hdf5,
     position_chunks,
     read_attrs,
     read_tree,
     read_whole,
+    require_backed,
     string_attr,
     string_list,
     string_list_attr,
-    unbacked_size,
     write_attrs,
     write_tree,
 )
@@ -107,9 +106,6 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     if quantity is None or units is None:
         raise ModelError(f"{main.name}: the 'quantity' and 'units' string attributes are required")
     tables = _tables(main)
-    unbacked = unbacked_size(main)
-    if unbacked:
-        raise ModelError(unbacked)
     pos = read_ancillary(tables["Position_Indices"], tables["Position_Values"], spectroscopic=False)
     spec = read_ancillary(tables["Spectroscopic_Indices"], tables["Spectroscopic_Values"], spectroscopic=True)
     parent = main.parent
@@ -121,15 +117,17 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     extra = parent.get(METADATA_GROUP)
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
+    name, source = main.name.rsplit("/", 1)[-1], f"{main.file.filename}::{main.name}"
+    data = require_backed(main, main.file.filename)  # last: attributes cannot be read through the reopened handle
     return Dataset(
-        FileArray(in_folder(main)) if lazy else read_whole(main, main.file.filename),
+        FileArray(data) if lazy else data[()],
         pos,
         spec,
-        name=main.name.rsplit("/", 1)[-1],
+        name=name,
         quantity=quantity,
         units=units,
         metadata=metadata,
-        source=f"{main.file.filename}::{main.name}",
+        source=source,
     )
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import h5py
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import attached_scales, damaged_hdf5, in_folder, has_hdf5_signature, is_dimension_scale, open_hdf5, read_attrs, read_whole, string_attr, unbacked_size
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, is_dimension_scale, open_hdf5, read_attrs, read_whole, require_backed, string_attr, unbacked_size
 from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
@@ -86,9 +86,9 @@ def _spectroscopic(dims: list[Dimension], override: Sequence[str] | int | None) 
 
 def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Sequence[str] | int | None = None) -> Dataset:
     """One HDF5 dataset, found at `path` in its file, as a Dataset (left in the file when `lazy`)."""
-    unbacked = unbacked_size(dataset)
-    if unbacked:
-        raise UnreadableFileError(unbacked, dataset.file.filename)
+    problem = unbacked_size(dataset)  # before the dims: an index dim of 10^12 values would fill the memory
+    if problem:
+        raise UnreadableFileError(problem, dataset.file.filename)
     dims = _dims(dataset, dataset.file.filename)
     spectral = _spectroscopic(dims, spectroscopic)
     name = path.rsplit("/", 1)[-1]
@@ -99,7 +99,8 @@ def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Se
         "metadata": {"hdf5": {"path": path, "attributes": read_attrs(dataset, skip=frozenset({"DIMENSION_LIST", "REFERENCE_LIST"}))}},
         "source": f"{dataset.file.filename}::{path}",
     }
-    return from_labelled(FileArray(in_folder(dataset)) if lazy else read_whole(dataset, dataset.file.filename), unique_per_side(dims, spectral), spectral, **attributes)
+    data = require_backed(dataset, dataset.file.filename)  # last: attributes cannot be read through the reopened handle
+    return from_labelled(FileArray(data) if lazy else data[()], unique_per_side(dims, spectral), spectral, **attributes)
 
 
 class Hdf5Format(Format):

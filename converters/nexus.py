@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, in_folder, read_whole, unbacked_size, open_hdf5, read_attrs, read_tree, string_attr, string_list_attr, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, string_attr, string_list_attr, subgroups, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -77,18 +77,6 @@ def _names(value: Any) -> list[str]:
     return [name.strip() for name in re.split(r"[:,]", str(value)) if name.strip()]
 
 
-def _subgroups(group: h5py.Group) -> list[h5py.Group]:
-    """The groups linked from `group` (hard and soft links; external links are not followed: they may leave the folder)."""
-    found = []
-    for name in group:  # creation order where the file tracks it
-        if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
-            continue
-        item = group.get(name)
-        if isinstance(item, h5py.Group):
-            found.append(item)
-    return found
-
-
 def nxdata_groups(file: h5py.File) -> list[h5py.Group]:
     """Every NXdata group, the ``@default`` chain first, then the others in file order.
 
@@ -97,7 +85,7 @@ def nxdata_groups(file: h5py.File) -> list[h5py.Group]:
     """
     found: list[h5py.Group] = []
     seen = {file.id}
-    stack = list(reversed(_subgroups(file)))
+    stack = [item for _name, item in reversed(subgroups(file))]
     while stack:
         group = stack.pop()
         if group.id in seen:
@@ -105,7 +93,7 @@ def nxdata_groups(file: h5py.File) -> list[h5py.Group]:
         seen.add(group.id)
         if nx_class(group) == "NXdata":
             found.append(group)
-        stack.extend(reversed(_subgroups(group)))
+        stack.extend(item for _name, item in reversed(subgroups(group)))
     default: list[h5py.Group] = []
     group, followed = file, {file.id}
     while isinstance(group, h5py.Group):
@@ -225,21 +213,21 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     units = string_attr(signal, "units") or ""
     source = f"{group.file.filename}::{group.name}"
     results = []
-    for data, suffix in ((signal, ""), (group.get("errors", group.get(f"{signal.name.rsplit('/', 1)[-1]}_errors")), " errors")):
-        if not isinstance(data, h5py.Dataset) or data.shape != signal.shape:
+    axis_names = _axis_names(group, signal)  # everything read of the signal's attributes comes before its data handle (see `require_backed`)
+    dims = _dims(group, axis_names, signal.shape)
+    spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
+    table = group.get(POSITION_INDICES)
+    candidates = [(signal, ""), (group.get("errors", group.get(f"{signal.name.rsplit('/', 1)[-1]}_errors")), " errors")]
+    shape = signal.shape
+    for data, suffix in candidates:
+        if not isinstance(data, h5py.Dataset) or data.shape != shape:
             continue
-        unbacked = unbacked_size(data)
-        if unbacked:
-            raise UnreadableFileError(unbacked, group.file.filename)
-        array = in_folder(data) if lazy else read_whole(data, group.file.filename)
+        data = require_backed(data, group.file.filename)
+        array = data if lazy else data[()]
         attributes = {"name": "Raw_Data", "quantity": quantity + suffix, "units": units, "metadata": metadata, "source": source + suffix.replace(" ", "/")}
-        table = group.get(POSITION_INDICES)
         if isinstance(table, h5py.Dataset):
-            results.append(_non_grid(group, table, array, signal, attributes))
+            results.append(_non_grid(group, table, array, dims[1:], attributes))
             continue
-        axis_names = _axis_names(group, signal)
-        dims = _dims(group, axis_names, signal.shape)
-        spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
         dataset = from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes)
         for entry in _placeholders(group):
             setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(entry["name"], entry["units"], [entry["value"]])]))
@@ -247,11 +235,10 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     return results
 
 
-def _non_grid(group: h5py.Group, table: h5py.Dataset, array: Any, signal: h5py.Dataset, attributes: dict[str, Any]) -> Dataset:
+def _non_grid(group: h5py.Group, table: h5py.Dataset, array: Any, spec_dims: list[Dimension], attributes: dict[str, Any]) -> Dataset:
     labels, units = string_list_attr(table, "labels") or [], string_list_attr(table, "units") or []
     values = np.stack([group[axis][()] for axis in string_list_attr(table, "axes") or labels], axis=1)
     pos = Ancillary.from_table(labels, units, table[()], values)
-    spec_dims = _dims(group, _axis_names(group, signal), signal.shape)[1:]
     spectral = int(np.prod([dim.size for dim in spec_dims])) if spec_dims else 1
     data = array
     if len(array.shape) != 2:

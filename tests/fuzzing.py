@@ -194,18 +194,23 @@ def hdf5_delete(file, rng: random.Random) -> None:
     del file[victim.name]
 
 
-def hdf5_retype(file, rng: random.Random) -> None:
-    victim = rng.choice(_datasets(file))
+def _replace(file, victim, **create) -> None:
+    """Put a new dataset (``create_dataset(**create)``) in the place of `victim`, with the attributes it can take."""
     name, attributes = victim.name, dict(victim.attrs)
-    shape = victim.shape
     del file[name]
-    replacement = rng.choice((np.zeros(shape, dtype="f4") if shape else np.float32(1), np.array([b"text"] * max(1, int(np.prod(shape[:1] or (1,))))), np.zeros((2, 2, 2), dtype="i8"), np.array([-1, -2, -3], dtype="i4")))
-    new = file.create_dataset(name, data=replacement)
+    new = file.create_dataset(name, **create)
     for key, value in attributes.items():
         try:
             new.attrs[key] = value
         except (TypeError, ValueError, OSError):
             pass
+
+
+def hdf5_retype(file, rng: random.Random) -> None:
+    victim = rng.choice(_datasets(file))
+    shape = victim.shape
+    replacement = rng.choice((np.zeros(shape, dtype="f4") if shape else np.float32(1), np.array([b"text"] * max(1, int(np.prod(shape[:1] or (1,))))), np.zeros((2, 2, 2), dtype="i8"), np.array([-1, -2, -3], dtype="i4")))
+    _replace(file, victim, data=replacement)
 
 
 def hdf5_wrong_reference(file, rng: random.Random) -> None:
@@ -247,16 +252,9 @@ def hdf5_link_cycle(file, rng: random.Random) -> None:
 
 def hdf5_huge_shape(file, rng: random.Random) -> None:
     victim = rng.choice(_datasets(file))
-    name, attributes = victim.name, dict(victim.attrs)
     dtype = victim.dtype
-    del file[name]
     shape = rng.choice(((10**12,), (10**6, 10**6), (2**31, 4), (0, 5), (1, 2**40)))
-    new = file.create_dataset(name, shape=shape, dtype=dtype if dtype.kind in "iufc" else "f8", chunks=tuple(min(64, max(1, size)) for size in shape), maxshape=shape)
-    for key, value in attributes.items():
-        try:
-            new.attrs[key] = value
-        except (TypeError, ValueError, OSError):
-            pass
+    _replace(file, victim, shape=shape, dtype=dtype if dtype.kind in "iufc" else "f8", chunks=tuple(min(64, max(1, size)) for size in shape), maxshape=shape)
 
 
 def hdf5_nan_values(file, rng: random.Random) -> None:

@@ -104,12 +104,21 @@ def unbacked_size(dataset: h5py.Dataset) -> str | None:
     return f"{dataset.name} declares shape {dataset.shape} ({declared:.3g} bytes) but the file stores {stored} bytes for it"
 
 
-def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarray:
-    """A (small) dataset read into memory, after checking that its declared size is backed by the file."""
+def require_backed(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> h5py.Dataset:
+    """`dataset` ready to read (`in_folder`), after checking that its data is backed by the file (`unbacked_size`).
+
+    Take it last: for data stored outside the file the handle is reopened, and the old one (its
+    attributes) is closed.
+    """
     problem = unbacked_size(dataset)
     if problem:
         raise UnreadableFileError(problem, path)
-    return in_folder(dataset)[()]
+    return in_folder(dataset)
+
+
+def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarray:
+    """A (small) dataset read into memory, after checking that its declared size is backed by the file."""
+    return require_backed(dataset, path)[()]
 
 
 def is_dimension_scale(obj: h5py.Dataset) -> bool:
@@ -140,6 +149,21 @@ def attached_scales(dataset: h5py.Dataset) -> tuple[list[list[h5py.Dataset]], li
     return scales, (labels if len(labels) == count else [""] * count), problem
 
 
+def subgroups(group: h5py.Group) -> list[tuple[str, h5py.Group]]:
+    """The groups linked from `group` by hard and soft links, with their link names, in the file's order.
+
+    External links are not followed: they may leave the file's folder, or point at the file itself.
+    """
+    found = []
+    for name in group:
+        if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
+            continue
+        item = group.get(name)
+        if isinstance(item, h5py.Group):
+            found.append((name, item))
+    return found
+
+
 def link_cycle(file: h5py.File) -> str | None:
     """The path of a group that links back to one of its own ancestors (soft or hard link), or None.
 
@@ -153,14 +177,10 @@ def link_cycle(file: h5py.File) -> str | None:
         if group.id in expanded:
             continue
         expanded.add(group.id)
-        for name in group:
-            if isinstance(group.get(name, getlink=True), h5py.ExternalLink):
-                continue
-            item = group.get(name)
-            if isinstance(item, h5py.Group):
-                if item.id in ancestors:
-                    return f"{path}/{name}"
-                stack.append((item, f"{path}/{name}", ancestors | {item.id}))
+        for name, item in subgroups(group):
+            if item.id in ancestors:
+                return f"{path}/{name}"
+            stack.append((item, f"{path}/{name}", ancestors | {item.id}))
     return None
 
 
@@ -318,11 +338,8 @@ def read_tree(group: h5py.Group) -> dict[str, Any]:
     stack = [(group, tree)]
     while stack:
         current, node = stack.pop()
-        for key in current:
-            if isinstance(current.get(key, getlink=True), h5py.ExternalLink):
-                continue
-            item = current.get(key)
-            if isinstance(item, h5py.Group) and item.id not in seen:
+        for key, item in subgroups(current):
+            if item.id not in seen:
                 seen.add(item.id)
                 node[key] = read_attrs(item)
                 stack.append((item, node[key]))

@@ -137,8 +137,8 @@ class _Frames:
             return None
         first = frames[0]
         dtypes = {_frame_dtype(dict(f.header), path) for f in frames}
-        if any(f.shape != first.shape for f in frames) or len(dtypes) != 1:
-            return None
+        if any(f.shape != first.shape for f in frames) or len(dtypes) != 1 or len(first.shape) != 2:
+            return None  # not one stack of 2-D frames: read, and checked by the caller
         (dtype,) = dtypes
         starts = [f.start for f in frames]
         stride = starts[1] - starts[0] if len(starts) > 1 else first.blobsize

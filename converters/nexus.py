@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, string_attr, string_list_attr, subgroups, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -213,6 +213,9 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     units = string_attr(signal, "units") or ""
     source = f"{group.file.filename}::{group.name}"
     results = []
+    problem = unbacked_size(signal)  # before the dims: an index dim of 10^12 values would fill the memory
+    if problem:
+        raise UnreadableFileError(problem, group.file.filename)
     axis_names = _axis_names(group, signal)  # everything read of the signal's attributes comes before its data handle (see `require_backed`)
     dims = _dims(group, axis_names, signal.shape)
     spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)

@@ -1,59 +1,120 @@
 """A picture of each Main dataset (matplotlib): what a scientist looks at first.
 
-Per dataset, by the dims that vary (size > 1): two position dims → an image; one dim → a line;
-positions and a spectrum → a map of the mean magnitude over the spectrum beside the mean spectrum; one
-position dim and a spectrum → an image of position × spectrum. Further dims are shown at their
-first index. Complex data is shown as its magnitude, compound data by its first field. Axes are
-labelled "label (units)". The data is read once, in blocks of rows, so memory stays bounded.
+Per dataset, by the dims that vary (size > 1), one row of panels:
+
+==============================  ==========================================================
+position dims / spectral dims   panels
+==============================  ==========================================================
+≥ 2 / none                      the image (true colour for RGB data)
+1 / none                        the line
+none / 1, or none / ≥ 2         the spectrum, or the first image of the spectral dims
+1 / 1                           position × spectrum image, mean spectrum
+≥ 2 / 1                         map of the mean magnitude over the spectrum, mean spectrum
+1 or ≥ 2 / ≥ 2                  line or map of the mean magnitude, mean spectral image
+non-grid positions              the positions coloured by their mean magnitude
+==============================  ==========================================================
+
+Further dims are shown at their first index. Complex values are drawn twice, amplitude and phase;
+compound data other than RGB by its first field. Axes are labelled "label (units)" with the
+values in the unit's natural prefix (µm, not 1e-6 m). The data is read in blocks of rows, so
+memory stays bounded whatever the file size.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .hdf import COPY_BLOCK_BYTES, atomic_output
+from .images import rgb_fields
 from .model import Dataset, Dimension
 
-MAX_PANELS = 12
+MAX_DATASETS = 12
 MAX_IMAGE_VALUES = 4_000_000
+PANEL_SIZE = (4.6, 3.6)
+MAX_ASPECT = 8  # square pixels unless the image is longer than this: then it fills its panel
+PREFIXES = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+SI_UNITS = ("m", "s", "V", "A", "Hz", "eV", "W", "N", "F", "T", "Pa", "C", "J", "Ω", "Ohm", "S", "g", "rad")
+
+Panel = Callable[[Any], None]  # draws into one matplotlib axes
 
 
-def _label(dim: Dimension) -> str:
-    return f"{dim.name} ({dim.units})" if dim.units else dim.name
+def natural_units(values: np.ndarray, units: str) -> tuple[float, str]:
+    """(factor, units) that show `values` in the unit's natural prefix: 0.0014 m → (1e3, "mm").
+
+    Only bare SI units are given a prefix: units that carry one already (nm, kHz) were the
+    writer's choice and are kept, and others (counts, a.u., pixels) have none. Values still far
+    from 1 get a power of ten in the units (``×10⁻⁹ nm``) instead of matplotlib's multiplier,
+    which runs into the title.
+    """
+    finite = np.abs(values[np.isfinite(values)]) if np.size(values) else np.empty(0)
+    if not finite.size or not finite.max():
+        return 1.0, units
+    power = 3 * math.floor(math.log10(float(finite.max())) / 3)
+    if units in SI_UNITS and min(PREFIXES) <= power <= max(PREFIXES):
+        return 10.0**-power, PREFIXES[power] + units
+    if -3 <= power <= 3:
+        return 1.0, units
+    return 10.0**-power, f"×10{str(power).translate(SUPERSCRIPTS)} {units}".rstrip()
 
 
-def _real(block: np.ndarray) -> np.ndarray:
+def _label(name: str, units: str) -> str:
+    return f"{name} ({units})" if units else name
+
+
+def _axis(dim: Dimension, alike: Sequence[Dimension] = ()) -> tuple[np.ndarray, str]:
+    """A dim's values in its natural units (chosen over `alike` dims too, so that both axes of an image share them), and its label."""
+    factor, units = natural_units(np.concatenate([dim.values] + [other.values for other in alike]), dim.units)
+    return dim.values * factor, _label(dim.name, units)
+
+
+def _numeric(block: np.ndarray) -> np.ndarray:
+    """Numbers to reduce: the first field of compound data, complex kept, everything else float."""
     if block.dtype.fields:
         block = block[block.dtype.names[0]]
-    if block.dtype.kind == "c":
-        block = np.abs(block)
-    return np.asarray(block, dtype=np.float64)
+    return block if block.dtype.kind == "c" else np.asarray(block, dtype=np.float64)
+
+
+def _rows(dataset: Dataset, columns: slice = slice(None)) -> Any:
+    """Blocks of whole rows (positions) of the data, `columns` of each: bounded memory."""
+    positions, spectral = dataset.shape
+    step = max(1, COPY_BLOCK_BYTES // max(1, spectral * dataset.dtype.itemsize))
+    for start in range(0, positions, step):
+        yield start, np.asarray(dataset.data[start : start + step, columns])
 
 
 def _reduce(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """(mean |value| of each position over its spectrum, mean spectrum over the positions), in one blockwise pass.
+    """(per position: mean magnitude over the spectrum, or the value itself for single points; mean spectrum), one pass.
 
-    The map uses magnitudes so that spectra symmetric about zero (an I-V sweep) do not cancel out.
+    The map uses magnitudes so that spectra symmetric about zero (an I-V sweep) do not cancel out;
+    the mean spectrum keeps complex values, so that its phase can be shown.
     """
     positions, spectral = dataset.shape
-    step = max(1, COPY_BLOCK_BYTES // max(1, spectral * dataset.dtype.itemsize))
-    position_mean = np.empty(positions)
-    spectral_sum, counted = np.zeros(spectral), np.zeros(spectral)
-    for start in range(0, positions, step):
-        block = _real(np.asarray(dataset.data[start : start + step]))
+    single = spectral == 1
+    compound = dataset.dtype if single and rgb_fields(dataset.dtype) else None
+    position_values = np.empty(positions, dtype=compound or (np.complex128 if dataset.dtype.kind == "c" and single else np.float64))
+    spectral_sum = np.zeros(spectral, dtype=np.complex128 if dataset.dtype.kind == "c" else np.float64)
+    counted = np.zeros(spectral)
+    for start, raw in _rows(dataset):
+        block = _numeric(raw)
         finite = np.isfinite(block)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            magnitude = np.abs(block) if spectral > 1 else block
-            position_mean[start : start + len(block)] = np.where(finite, magnitude, 0).sum(axis=1) / finite.sum(axis=1)
+        if compound:
+            position_values[start : start + len(raw)] = raw[:, 0]
+        elif single:
+            position_values[start : start + len(block)] = block[:, 0]
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                position_values[start : start + len(block)] = np.where(finite, np.abs(block), 0).sum(axis=1) / finite.sum(axis=1)
         spectral_sum += np.where(finite, block, 0).sum(axis=0)
         counted += finite.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return position_mean, spectral_sum / counted
+        return position_values, spectral_sum / counted
 
 
 def _first_index(array: np.ndarray, dims: Sequence[Dimension], keep: Sequence[Dimension]) -> np.ndarray:
@@ -62,78 +123,184 @@ def _first_index(array: np.ndarray, dims: Sequence[Dimension], keep: Sequence[Di
     return array[index]
 
 
-def _image(axes: Any, values: np.ndarray, y: Dimension, x: Dimension, title: str) -> None:
-    stride = max(1, int(np.ceil(np.sqrt(values.size / MAX_IMAGE_VALUES))))
-    shown = values[::stride, ::stride]
-    extent = [x.values[0], x.values[-1], y.values[-1], y.values[0]] if y.is_uniform and x.is_uniform else None
-    aspect = "equal" if extent is not None and x.units == y.units else "auto"  # a true picture only when both axes are lengths alike
-    picture = axes.imshow(shown, extent=extent, aspect=aspect, interpolation="nearest")
-    axes.figure.colorbar(picture, ax=axes, shrink=0.8)
-    axes.set_xlabel(_label(x) if extent else f"{_label(x)} index")
-    axes.set_ylabel(_label(y) if extent else f"{_label(y)} index")
-    axes.set_title(title, fontsize=9)
+def _true_colour(values: np.ndarray) -> np.ndarray:
+    """A compound red/green/blue[/alpha] image as floats in [0, 1], stretched alike in every channel (colour balance kept) up to the 99.9th percentile."""
+    samples = np.stack([values[name] for name in values.dtype.names], axis=-1).astype(np.float64)
+    low = min(0.0, float(np.nanmin(samples)))
+    high = _limits(samples)[1] or float(np.nanmax(samples))
+    return np.clip((samples - low) / (high - low or 1), 0, 1)
 
 
-def _line(axes: Any, values: np.ndarray, dim: Dimension, title: str, ylabel: str) -> None:
-    axes.plot(dim.values, values, lw=1)
-    axes.set_xlabel(_label(dim))
-    axes.set_ylabel(ylabel)
-    axes.set_title(title, fontsize=9)
+def _limits(values: np.ndarray) -> tuple[float | None, float | None]:
+    """Colour limits that ignore the 0.1 % extremes (one hot pixel does not blacken the picture)."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 100:
+        return None, None
+    low, high = np.percentile(finite, [0.1, 99.9])
+    return (float(low), float(high)) if high > low else (None, None)
 
 
-def draw(dataset: Dataset, panels: Sequence[Any]) -> None:
-    """Draw one dataset into two matplotlib axes (the second is hidden when not needed)."""
-    quantity = f"{dataset.quantity} ({dataset.units})" if dataset.units else dataset.quantity
-    panels[1].set_visible(False)
-    if not dataset.is_grid:
-        position_mean, _ = _reduce(dataset)
-        table = dataset.pos.values
-        if table.shape[1] >= 2:
-            picture = panels[0].scatter(table[:, -1], table[:, -2], c=position_mean, s=12)
-            panels[0].figure.colorbar(picture, ax=panels[0], shrink=0.8)
-            panels[0].set_xlabel(f"{dataset.pos.labels[-1]} ({dataset.pos.units[-1]})")
-            panels[0].set_ylabel(f"{dataset.pos.labels[-2]} ({dataset.pos.units[-2]})")
+def _image(values: np.ndarray, y: Dimension, x: Dimension, title: str, colour_label: str, equal: bool) -> Panel:
+    """An image panel; `equal` gives square pixels (both axes are the same kind of position)."""
+
+    def draw(axes: Any) -> None:
+        stride = max(1, math.ceil(math.sqrt(values.size / MAX_IMAGE_VALUES)))
+        shown = values[::stride, ::stride]
+        same_units = x.units == y.units
+        (x_values, x_label), (y_values, y_label) = _axis(x, [y] if same_units else []), _axis(y, [x] if same_units else [])
+        uniform = x.is_uniform and y.is_uniform
+        if uniform:
+            half_x = (x_values[1] - x_values[0]) / 2 if x.size > 1 else 0.5
+            half_y = (y_values[1] - y_values[0]) / 2 if y.size > 1 else 0.5
+            extent = [x_values[0] - half_x, x_values[-1] + half_x, y_values[-1] + half_y, y_values[0] - half_y]
         else:
-            panels[0].plot(table[:, 0], position_mean, ".")
-            panels[0].set_xlabel(f"{dataset.pos.labels[0]} ({dataset.pos.units[0]})")
-        panels[0].set_title(f"{quantity}, non-grid positions", fontsize=9)
-        return
+            extent, x_label, y_label = None, f"{x.name} index", f"{y.name} index"
+        width, height = (abs(extent[1] - extent[0]), abs(extent[2] - extent[3])) if extent else (x.size, y.size)
+        aspect = "equal" if equal and same_units and max(width, height) <= MAX_ASPECT * min(width, height) else "auto"
+        if shown.dtype.fields:
+            axes.imshow(_true_colour(shown), extent=extent, aspect=aspect, interpolation="nearest")
+        else:
+            factor, units = natural_units(shown, _units_of(colour_label))
+            low, high = _limits(shown * factor)
+            picture = axes.imshow(shown * factor, extent=extent, aspect=aspect, interpolation="nearest", vmin=low, vmax=high)
+            bar = axes.figure.colorbar(picture, ax=axes, shrink=0.85)
+            bar.set_label(_label(_name_of(colour_label), units), fontsize=8)
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        _finish(axes, title)
+
+    return draw
+
+
+def _finish(axes: Any, title: str) -> None:
+    """Title, and few enough ticks that long tick labels do not run into each other."""
+    from matplotlib.ticker import MaxNLocator
+
+    axes.xaxis.set_major_locator(MaxNLocator(4))
+    axes.set_title(title, fontsize=9)
+
+
+def _line(values: np.ndarray, dim: Dimension, title: str, value_label: str) -> Panel:
+    def draw(axes: Any) -> None:
+        x_values, x_label = _axis(dim)
+        factor, units = natural_units(values, _units_of(value_label))
+        axes.plot(x_values, values * factor, lw=1)
+        axes.ticklabel_format(useOffset=False, axis="both")
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(_label(_name_of(value_label), units))
+        _finish(axes, title)
+
+    return draw
+
+
+def _units_of(label: str) -> str:
+    return label[label.rfind("(") + 1 : -1] if label.endswith(")") else ""
+
+
+def _name_of(label: str) -> str:
+    return label[: label.rfind(" (")] if label.endswith(")") else label
+
+
+def _sides(values: np.ndarray, quantity: str, units: str, draw: Callable[[np.ndarray, str, str], Panel]) -> list[Panel]:
+    """One panel of real values; two (amplitude, phase) of complex ones."""
+    if values.dtype.kind != "c":
+        return [draw(values, _label(quantity, units), quantity)]
+    return [
+        draw(np.abs(values), _label(f"|{quantity}|", units), f"amplitude of {quantity}"),
+        draw(np.angle(values), _label(f"phase of {quantity}", "rad"), f"phase of {quantity}"),
+    ]
+
+
+def _position_by_spectrum(dataset: Dataset, position: Dimension, spectral: Dimension) -> np.ndarray:
+    """The plane (position dim × first spectral dim) at index 0 of the faster spectral dims, read by rows."""
+    faster = math.prod(dim.size for dim in dataset.spec.dims[dataset.spec.dims.index(spectral) + 1 :])
+    plane = np.empty((dataset.shape[0], spectral.size), dtype=np.complex128 if dataset.dtype.kind == "c" else np.float64)
+    for start, raw in _rows(dataset, slice(None, spectral.size * faster, faster)):
+        plane[start : start + len(raw)] = _numeric(raw)
+    return plane
+
+
+def _non_grid(dataset: Dataset, quantity_label: str) -> list[Panel]:
+    position_values, _ = _reduce(dataset)
+    magnitude = np.abs(_numeric(position_values))
+    table, labels, units = dataset.pos.values, dataset.pos.labels, dataset.pos.units
+
+    def draw(axes: Any) -> None:
+        if table.shape[1] >= 2:
+            picture = axes.scatter(table[:, -1], table[:, -2], c=magnitude, s=12)
+            axes.figure.colorbar(picture, ax=axes, shrink=0.85)
+            axes.set_ylabel(_label(labels[-2], units[-2]))
+        else:
+            axes.plot(table[:, 0], magnitude, ".")
+        axes.set_xlabel(_label(labels[-1], units[-1]))
+        axes.set_title(f"{quantity_label}, non-grid positions", fontsize=9)
+
+    return [draw]
+
+
+def panels(dataset: Dataset) -> list[Panel]:
+    """The panels that show one dataset (see the module text)."""
+    quantity, units = dataset.quantity, dataset.units
+    if dataset.dtype.fields and not rgb_fields(dataset.dtype):
+        quantity = f"{quantity}.{dataset.dtype.names[0]}"
+    if not dataset.is_grid:
+        return _non_grid(dataset, _label(quantity, units))
     pos = [dim for dim in dataset.pos.dims if dim.size > 1]
     spec = [dim for dim in dataset.spec.dims if dim.size > 1]
-    position_mean, spectral_mean = _reduce(dataset)
-    position_map = position_mean.reshape(dataset.pos.shape)
+    position_values, spectral_mean = _reduce(dataset)
+    position_map = position_values.reshape(dataset.pos.shape)
     spectrum = spectral_mean.reshape(dataset.spec.shape)
+    magnitude = _label(f"mean |{quantity}|", units)
+
+    def image(values: np.ndarray, y: Dimension, x: Dimension, equal: bool) -> Callable[[np.ndarray, str, str], Panel]:
+        return lambda data, label, title: _image(data, y, x, title, label, equal)
+
+    def line(dim: Dimension) -> Callable[[np.ndarray, str, str], Panel]:
+        return lambda data, label, title: _line(data, dim, title, label)
+
     if not spec and len(pos) >= 2:
-        _image(panels[0], _first_index(position_map, dataset.pos.dims, pos[-2:]), pos[-2], pos[-1], quantity)
-    elif not spec and len(pos) == 1:
-        _line(panels[0], _first_index(position_map, dataset.pos.dims, pos), pos[0], quantity, quantity)
-    elif spec and not pos:
-        _line(panels[0], _first_index(spectrum, dataset.spec.dims, spec[:1]), spec[0], quantity, quantity)
-    elif spec and len(pos) == 1:
-        whole = _real(np.asarray(dataset.data)).reshape(dataset.nd_shape)
-        plane = _first_index(whole, dataset.dims, [pos[0], spec[0]])
-        _image(panels[0], plane, pos[0], spec[0], quantity)
-    elif spec:
-        _image(panels[0], _first_index(position_map, dataset.pos.dims, pos[-2:]), pos[-2], pos[-1], f"mean |{dataset.quantity}| over {spec[0].name}")
-        panels[1].set_visible(True)
-        _line(panels[1], _first_index(spectrum, dataset.spec.dims, spec[:1]), spec[0], f"mean {dataset.quantity} spectrum", quantity)
+        plane = _first_index(position_map, dataset.pos.dims, pos[-2:])
+        if plane.dtype.fields:
+            return [_image(plane, pos[-2], pos[-1], quantity, "", equal=True)]
+        return _sides(plane, quantity, units, image(plane, pos[-2], pos[-1], True))
+    if not spec and len(pos) == 1:
+        return _sides(_first_index(position_map, dataset.pos.dims, pos), quantity, units, line(pos[0]))
+    if not spec:
+        value = position_values[0]
+        return [lambda axes: (axes.text(0.5, 0.5, f"{_label(quantity, units)} = {value}", ha="center", va="center", transform=axes.transAxes), axes.set_axis_off())]
+    mean = f"mean {quantity}" if dataset.shape[0] > 1 else quantity
+    if len(spec) == 1:
+        spectral_panels = _sides(_first_index(spectrum, dataset.spec.dims, spec), mean, units, line(spec[0]))
     else:
-        panels[0].text(0.5, 0.5, f"{quantity} = {position_mean[0]:g}", ha="center", va="center", transform=panels[0].transAxes)
-        panels[0].set_axis_off()
+        spectral_panels = _sides(_first_index(spectrum, dataset.spec.dims, spec[-2:]), mean, units, image(spectrum, spec[-2], spec[-1], True))
+    if not pos:
+        return spectral_panels
+    if len(pos) == 1 and len(spec) == 1:
+        plane = _position_by_spectrum(dataset, pos[0], spec[0]).reshape(pos[0].size, spec[0].size)
+        return _sides(plane, quantity, units, image(plane, pos[0], spec[0], False)) + spectral_panels
+    if len(pos) == 1:
+        return [_line(_first_index(position_map, dataset.pos.dims, pos), pos[0], f"mean |{quantity}| over the spectrum", magnitude)] + spectral_panels
+    plane = _first_index(position_map, dataset.pos.dims, pos[-2:])
+    return [_image(plane, pos[-2], pos[-1], f"mean |{quantity}| over {', '.join(dim.name for dim in spec)}", magnitude, equal=True)] + spectral_panels
 
 
 def figure(datasets: Sequence[Dataset]) -> Any:
-    """A matplotlib figure with a row of panels per dataset (at most `MAX_PANELS` datasets)."""
+    """A matplotlib figure with a row of panels per dataset (at most `MAX_DATASETS` datasets)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = list(datasets)[:MAX_PANELS]
-    fig, grid = plt.subplots(len(shown), 2, figsize=(10, 3.6 * len(shown)), squeeze=False)
-    for dataset, panels in zip(shown, grid):
-        draw(dataset, panels)
-    fig.tight_layout()
+    rows = [(dataset, panels(dataset)) for dataset in list(datasets)[:MAX_DATASETS]]
+    columns = max(len(row) for _dataset, row in rows)
+    titled = len(rows) > 1 and len({dataset.name for dataset, _row in rows}) == len(rows)
+    fig = plt.figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * len(rows)), layout="constrained")
+    subfigures = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+    for subfigure, (dataset, row) in zip(subfigures, rows):
+        for draw, axes in zip(row, subfigure.subplots(1, len(row), squeeze=False)[0]):
+            draw(axes)
+        if titled:
+            subfigure.suptitle(dataset.name, fontsize=10, fontweight="bold")
     return fig
 
 

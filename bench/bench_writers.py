@@ -43,9 +43,20 @@ def make_input(folder: Path, mib: int) -> Path:
     return ub.write(dataset, folder / f"stack_{mib}.h5", overwrite=True)
 
 
+def make_spectra(folder: Path, mib: int) -> Path:
+    """An h5USID line scan with an MCA spectrum of 1024 float32 channels per point (what SPEC holds), `mib` MiB."""
+    import usidbridge as ub
+
+    points = mib * 2**20 // (1024 * 4)
+    data = np.broadcast_to(np.arange(1024, dtype=np.float32), (points, 1024))
+    dataset = ub.Dataset.from_ndarray(np.ascontiguousarray(data), [ub.Dimension("Theta", "deg", points)], [ub.Dimension("Channel", "", 1024)], quantity="MCA", units="counts")
+    return ub.write(dataset, folder / f"mca_{mib}.h5", overwrite=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, nargs="+", default=[256, 1024])
+    parser.add_argument("--spec-mib", type=int, nargs="+", default=[16, 64], help="sizes for the SPEC writer (text: slower per byte)")
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
     rows = ["| data | writer | seconds | × raw copy | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|"]
@@ -60,6 +71,13 @@ def main() -> None:
                 seconds, anon, _ = measure(CONVERT.format(source=str(source), target=str(target), format=name))
                 rows.append(f"| {mib} MiB | {name} | {seconds:.2f} | {seconds / base_seconds:.2f} | {anon:.0f} | {anon / mib:.2f} |")
                 target.unlink(missing_ok=True)
+            source.unlink()
+        for mib in arguments.spec_mib:
+            source = make_spectra(folder, mib)
+            base_seconds, base_anon, _ = measure(BASELINE.format(source=str(source), target=str(folder / "raw.h5")))
+            rows.append(f"| {mib} MiB MCA | raw h5py block copy | {base_seconds:.2f} | 1.00 | {base_anon:.0f} | {base_anon / mib:.2f} |")
+            seconds, anon, _ = measure(CONVERT.format(source=str(source), target=str(folder / "out.spec"), format="spec"))
+            rows.append(f"| {mib} MiB MCA | spec | {seconds:.2f} | {seconds / base_seconds:.2f} | {anon:.0f} | {anon / mib:.2f} |")
             source.unlink()
     table = "\n".join(rows)
     print(table)

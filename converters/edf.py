@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, planes, pixel_dims, stack_order, stack_to_dataset
+from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, stack_order, stack_to_dataset
 from usidbridge.codec import from_description
 from usidbridge.model import Dataset, Dimension, as_dask
 from usidbridge.registry import Format, Profile
@@ -52,6 +52,7 @@ EXACT_AXIS_LIMIT = 256
 MAX_EDF_RANK = 8
 DIM_KEY = re.compile(rb"\bDim_(\d+)\s*=", re.IGNORECASE)
 PRECHECK_BYTES = 2**20
+EDF_BLOCK = 512  # EDF headers are padded to a multiple of this
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
 # numpy and text parsing and check little themselves).
 FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError, NameError)  # NameError: FabIO's UnboundLocalError on odd headers
@@ -358,20 +359,60 @@ def _frame_headers(dataset: Dataset, dims: list[Dimension], count: int) -> list[
     return headers
 
 
-def write_file(dataset: Dataset, path: Path) -> None:
-    """Write one Dataset as a single- or multi-frame EDF file."""
-    import fabio.edfimage
+def _header_blocks(headers: list[dict[str, str]], height: int, width: int, dtype: np.dtype) -> list[bytes]:
+    """Each frame's header as EDF writes it (FabIO's key order), all padded to one size so that frame data lies at fixed strides."""
+    from fabio.edfimage import NUMPY_EDF_DTYPE
 
+    if dtype.name not in NUMPY_EDF_DTYPE:
+        raise UnsupportedFeatureError(f"EDF has no data type for {dtype}; EDF holds {', '.join(NUMPY_EDF_DTYPE)}")
+    size = height * width * dtype.itemsize
+    texts = []
+    for index, header in enumerate(headers):
+        structural = {
+            "EDF_DataBlockID": f"{index}.Image.Psd",
+            "EDF_BinarySize": size,
+            "EDF_HeaderSize": "{header_size:5d}",
+            "ByteOrder": "LowByteFirst" if dtype.byteorder == "<" or (dtype.byteorder in "=|" and np.little_endian) else "HighByteFirst",
+            "DataType": NUMPY_EDF_DTYPE[dtype.name],
+            "Dim_1": width,
+            "Dim_2": height,
+            "Image": index,
+            "HeaderID": f"EH:{index:06d}:000000:000000",
+            "Size": size,
+        }
+        texts.append("{\n" + "".join(f"{key} = {value} ;\n" for key, value in {**structural, **header}.items()))
+    header_size = EDF_BLOCK * -(-(max(len(text) for text in texts) + 2) // EDF_BLOCK)
+    blocks = []
+    for text in texts:
+        text = text.replace("{header_size:5d}", f"{header_size:5d}", 1)
+        blocks.append((text + " " * (header_size - len(text) - 2) + "}\n").encode("ascii"))
+    return blocks
+
+
+def write_file(dataset: Dataset, path: Path) -> None:
+    """Write one Dataset as a single- or multi-frame EDF file.
+
+    Headers are written first, then the frames are filled in place through a memory map, in one
+    pass over the data in blocks of positions (`usidbridge.images.fill_stack`): memory stays
+    bounded whatever the file size.
+    """
     if dataset.dtype.fields or dataset.dtype.kind == "c":
         raise UnsupportedFeatureError(f"EDF holds real numbers only; {dataset.name} is {dataset.dtype} (split compound or complex data first)")
-    stack, dims = dataset_to_stack(dataset)
+    _, dims = dataset_to_stack(dataset)
     count = int(np.prod([dim.size for dim in dims[:-2]]))
-    headers = _frame_headers(dataset, dims, count)
-    frames = planes(stack)  # FabIO keeps every frame until it writes; read them a block at a time, not one pass each
-    image = fabio.edfimage.EdfImage(data=np.ascontiguousarray(next(frames)), header=headers[0])
-    for header, frame in zip(headers[1:], frames):
-        image.append_frame(data=np.ascontiguousarray(frame), header=header)
-    image.write(str(path))
+    height, width = dims[-2].size, dims[-1].size
+    dtype = dataset.dtype.newbyteorder("=")
+    blocks = _header_blocks(_frame_headers(dataset, dims, count), height, width, dtype)
+    header_size, frame_size = len(blocks[0]), height * width * dtype.itemsize
+    with open(path, "wb") as file:
+        for index, block in enumerate(blocks):
+            file.seek(index * (header_size + frame_size))
+            file.write(block)
+        file.truncate(count * (header_size + frame_size))
+    whole = np.memmap(path, dtype=np.uint8, mode="r+")
+    frames = np.ndarray((count, height, width), dtype=dtype, buffer=whole, offset=header_size, strides=(header_size + frame_size, width * dtype.itemsize, dtype.itemsize))
+    fill_stack(frames.reshape([dim.size for dim in dims]), dataset)
+    whole.flush()
 
 
 class EdfFormat(Format):

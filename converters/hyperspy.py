@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from usidbridge import progress
 from usidbridge.api import read
 from usidbridge.errors import UnreadableFileError
 from usidbridge.hdf import compression_filter, has_hdf5_signature
@@ -75,7 +76,8 @@ class HyperspyFormat(Format):
         return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
 
     def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "gzip") -> None:
-        to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression), show_progressbar=False)
+        with progress.dask_tasks():
+            to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression), show_progressbar=False)
 
 
 FORMAT = HyperspyFormat()

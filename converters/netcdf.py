@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge import registry
+from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle
 from usidbridge.codec import load_json, plain
@@ -275,7 +275,8 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
     encoding = {name: {"zlib": True, "complevel": 4} for name in encoded.data_vars if encoded[name].ndim} if compression == "gzip" else None
     with warnings.catch_warnings():  # xarray's notice about big-endian input, which it converts as it should
         warnings.filterwarnings("ignore", "endian-ness of dtype and endian kwarg do not match", UserWarning)
-        encoded.to_netcdf(path, engine=engine, encoding=encoding)
+        with progress.dask_tasks():
+            encoded.to_netcdf(path, engine=engine, encoding=encoding)
 
 
 def _refuse_link_cycles(path: Path) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from usidbridge import progress
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError
 from usidbridge.model import Ancillary, Dataset, Dimension, group_by_positions
 from usidbridge.registry import Format, Profile
@@ -49,6 +50,7 @@ from usidbridge.registry import Format, Profile
 MESH_COMMANDS = ("mesh", "dmesh", "cmesh")
 LABEL_SEPARATOR = re.compile(r"\s{2,}")
 MCA_CONTINUATION = "\\"
+ROW_BLOCK_VALUES = 2**20  # values read per block when writing: the text of a block is formatted and written before the next is read
 
 
 @dataclass
@@ -397,12 +399,27 @@ def _calibration(dataset: Dataset, index: int) -> list[float] | None:
     return [a, b, c]
 
 
-def _column(dataset: Dataset) -> np.ndarray:
-    """A one-value-per-point dataset as a column in memory (SPEC text is written whole)."""
-    return np.asarray(dataset.data).reshape(-1)
+def _rows(columns: Sequence[Any], spectra: Sequence[Any]) -> Iterator[str]:
+    """The data lines of a scan (``@A`` spectra, then the point's columns), read a block of points at a time.
+
+    `columns` are arrays of shape (points,) or (points, 1) (numpy, h5py, dask), `spectra` of shape
+    (points, channels): memory stays at one block whatever the scan's size.
+    """
+    points = len(columns[0])
+    width = sum(int(np.prod(spectrum.shape[1:])) for spectrum in spectra) + len(columns)
+    step = max(1, ROW_BLOCK_VALUES // max(1, width))
+    for start in range(0, points, step):
+        stop = min(points, start + step)
+        column_block = [np.asarray(column[start:stop], dtype=np.float64).reshape(-1) for column in columns]
+        spectrum_block = [np.asarray(spectrum[start:stop]) for spectrum in spectra]
+        for row in range(stop - start):
+            for spectrum in spectrum_block:
+                yield "@A " + " ".join(_number_text(value) for value in spectrum[row])
+            yield " ".join(_number_text(column[row]) for column in column_block)
+        progress.advance(stop, points)
 
 
-def _scan_text(number: int, members: list[Dataset]) -> list[str]:
+def _scan_text(number: int, members: list[Dataset]) -> Iterator[str]:
     first = members[0]
     spec = first.metadata.get("spec", {})
     pos = first.pos
@@ -422,7 +439,7 @@ def _scan_text(number: int, members: list[Dataset]) -> list[str]:
         values = pos.values
         position_columns, position_labels = [values[:, 1], values[:, 0]], [fast.name, slow.name]
         readbacks = {dataset.quantity: dataset for dataset in members if dataset.quantity in position_labels and dataset.shape[1] == 1}
-        position_columns = [_column(readbacks[label]) if label in readbacks else column for label, column in zip(position_labels, position_columns)]
+        position_columns = [readbacks[label].data if label in readbacks else column for label, column in zip(position_labels, position_columns)]
         members = [dataset for dataset in members if all(dataset is not readback for readback in readbacks.values())]
     columns = [dataset for dataset in members if dataset.shape[1] == 1]
     spectra = [dataset for dataset in members if dataset.shape[1] > 1]
@@ -445,13 +462,8 @@ def _scan_text(number: int, members: list[Dataset]) -> list[str]:
             lines.append("#@CALIB " + " ".join(repr(value) for value in calibration))
         lines.append(f"#@MCA_NAME {_label(dataset.quantity)}")
         lines.append(f"#@MCA_UNITS {dataset.units}")
-    data_columns = [np.asarray(column, dtype=np.float64) for column in position_columns] + [_column(dataset) for dataset in columns]
-    mca_data = [np.asarray(dataset.data) for dataset in spectra]
-    for row in range(pos.size):
-        for spectrum in mca_data:
-            lines.append("@A " + " ".join(_number_text(value) for value in spectrum[row]))
-        lines.append(" ".join(_number_text(column[row]) for column in data_columns))
-    return lines
+    yield from lines
+    yield from _rows(position_columns + [dataset.data for dataset in columns], [dataset.data for dataset in spectra])
 
 
 def write_file(datasets: Sequence[Dataset], path: Path) -> None:
@@ -468,9 +480,11 @@ def write_file(datasets: Sequence[Dataset], path: Path) -> None:
     motors = datasets[0].metadata.get("spec", {}).get("motors", {})
     if motors:
         lines.append("#O0 " + "  ".join(_label(name) for name in motors))
-    for number, members in enumerate(scans, start=1):
-        lines += [""] + _scan_text(number, members)
-    path.write_text("\n".join(lines) + "\n", encoding="latin-1", errors="replace")
+    with open(path, "w", encoding="latin-1", errors="replace") as file:
+        file.writelines(line + "\n" for line in lines)
+        for number, members in enumerate(scans, start=1):
+            file.write("\n")
+            file.writelines(line + "\n" for line in _scan_text(number, members))
 
 
 class SpecFormat(Format):

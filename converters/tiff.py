@@ -37,15 +37,14 @@ import math
 import struct
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from usidbridge import progress
 from usidbridge.errors import MissingDependencyError, ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, planes, pixel_dims, rgb_fields, rgb_to_samples, samples_to_rgb, stack_order, stack_to_dataset
+from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, rgb_fields, samples_to_rgb, stack_order, stack_to_dataset
 from usidbridge.codec import describe, from_description, load_json, plain
 from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
@@ -346,35 +345,29 @@ def write_dataset(dataset: Dataset, path: Path) -> None:
     colour = rgb_fields(dataset.dtype)
     if dataset.dtype.fields and not colour:
         raise UnsupportedFeatureError(f"TIFF holds compound data only as colour (fields red, green, blue[, alpha]); {dataset.name} has {dataset.dtype.names}")
-    stack, dims = dataset_to_stack(dataset)
+    _, dims = dataset_to_stack(dataset)  # refuses non-grid data; nothing is read
     description = describe(dataset, stack_order(dataset))
     plane = len(dims) - 2
-    stack = stack.reshape([dim.size for axis, dim in enumerate(dims) if dim.size > 1 or axis >= plane])
-    varying_frames = stack.ndim - 2
+    frame_shape = [dim.size for axis, dim in enumerate(dims) if dim.size > 1 or axis >= plane]
+    varying_frames = len(frame_shape) - 2
     base = np.dtype(dataset.dtype.fields[dataset.dtype.names[0]][0]) if colour else dataset.dtype
-    shape = (*stack.shape, len(colour)) if colour else tuple(stack.shape)
+    shape = (*frame_shape, len(colour)) if colour else tuple(frame_shape)
     photometric = "rgb" if colour else "minisblack"
     imagej = (base in IMAGEJ_DTYPES) and varying_frames <= 3 and (not colour or base == np.uint8)
     nbytes = int(np.prod(shape)) * base.itemsize
     options: dict[str, Any] = {"photometric": photometric, "bigtiff": nbytes > BIGTIFF_BYTES and not imagej, "shape": shape, "dtype": base}
-    pages = _pages(stack, colour is not None, nbytes)
     if imagej:
         metadata, resolution = _imagej_metadata(dims, IMAGEJ_FRAME_AXES[varying_frames - 1] if varying_frames else "")
         if colour:
             metadata["axes"] += "S"
         metadata["Info"] = json.dumps({DESCRIPTION_KEY: description})
-        tifffile.imwrite(path, pages, imagej=True, resolution=resolution, metadata=metadata, **options)
+        options.update(imagej=True, metadata=metadata)
     else:
         _, resolution = _imagej_metadata(dims, "")
-        tifffile.imwrite(path, pages, resolution=resolution, metadata={DESCRIPTION_KEY: json.dumps(description)}, **options)  # escaped: the tag is ASCII
-
-
-def _pages(stack: Any, colour: bool, nbytes: int) -> Iterator[np.ndarray]:
-    """The TIFF pages of a stack, read a block of frames at a time (`usidbridge.images.planes`): bounded memory."""
-    count = max(1, math.prod(stack.shape[:-2]))
-    for number, page in enumerate(planes(stack)):
-        yield rgb_to_samples(page) if colour else page
-        progress.advance((number + 1) * nbytes // count, nbytes)
+        options["metadata"] = {DESCRIPTION_KEY: json.dumps(description)}  # escaped: the tag is ASCII
+    pixels = tifffile.memmap(path, resolution=resolution, **options)  # uncompressed and contiguous: filled in place, in one pass
+    fill_stack(samples_to_rgb(pixels) if colour else pixels, dataset)
+    pixels.flush()
 
 
 class TiffFormat(Format):

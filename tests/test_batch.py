@@ -70,6 +70,21 @@ def test_progress_is_reported_per_block(tmp_path):
     assert len(seen) >= 2 and seen[-1][0] == seen[-1][1] == dataset.data.nbytes
 
 
+@pytest.mark.parametrize(("format", "suffix"), [("h5usid", ".h5"), ("nexus", ".nxs"), ("netcdf", ".nc"), ("hyperspy", ".hspy"), ("tiff", ".tif"), ("edf", ".edf"), ("spec", ".spec")])
+def test_every_writer_reports_a_percentage(tmp_path, format, suffix):
+    """From lazy (h5py) data, as `convert` streams it: every writer reports progress that reaches its total."""
+    if format == "spec":  # SPEC: counters over one scanned motor
+        dataset = ub.Dataset.from_ndarray(np.arange(4096, dtype=np.float32), [ub.Dimension("X", "m", 4096)])
+    else:
+        dataset = ub.Dataset.from_ndarray(np.arange(4096 * 3, dtype=np.float32).reshape(64, 64, 3), [ub.Dimension("Y", "m", 64), ub.Dimension("X", "m", 64)], [ub.Dimension("E", "eV", 3)])
+    source = ub.write(dataset, tmp_path / "source.h5")
+    seen = []
+    with progress.reporting(lambda done, total: seen.append((done, total))):
+        ub.convert(source, tmp_path / f"out{suffix}", to=format)
+    assert seen and seen[-1][0] == seen[-1][1] > 0
+    assert all(0 <= done <= total for done, total in seen)
+
+
 def run_on_a_terminal(arguments, cwd):
     """Run the command with a pseudo-terminal as its output; return what the terminal received."""
     import os

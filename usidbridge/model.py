@@ -402,7 +402,8 @@ class FileArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            return np.array(self.array[key])
+            part = self.array[key]
+            return np.array(part) if _is_file_backed(part) else np.asarray(part)  # h5py returns a new array: no second copy
         except RecursionError:
             raise
         except (OSError, RuntimeError) as error:

@@ -29,3 +29,21 @@ def reporting(listener: Listener) -> Iterator[None]:
         yield
     finally:
         _listener.reset(token)
+
+
+@contextlib.contextmanager
+def dask_tasks() -> Iterator[None]:
+    """Report dask computations run inside the block (writers that hand their data to dask: netCDF,
+    HyperSpy) as finished tasks of all tasks, so that they show a percentage too."""
+    listener = _listener.get()
+    if listener is None:
+        yield
+        return
+    from dask.callbacks import Callback
+
+    def finished(_key: object, _result: object, _graph: object, state: dict, _worker: object) -> None:
+        done = len(state["finished"])
+        listener(done, done + sum(len(state[kind]) for kind in ("ready", "waiting", "running")))
+
+    with Callback(posttask=finished):
+        yield

@@ -142,6 +142,24 @@ def test_refusals(tmp_path):
     with pytest.raises(UnsupportedFeatureError, match="uniform"):
         ub.write(uneven, tmp_path / "u.edf")
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UnsupportedFeatureError, match="no data type for float16"):
+        ub.write(ub.Dataset.from_ndarray(np.zeros((2, 3), np.float16), [ub.Dimension("Y", "", 2), ub.Dimension("X", "", 3)]), tmp_path / "h.edf")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_written_stack_is_what_fabio_writes(tmp_path, fabio):
+    """Big-endian input, frames over two leading dims, long headers: FabIO reads every frame and key of our file."""
+    data = np.arange(2 * 3 * 5 * 4, dtype=">u2").reshape(2, 5, 4, 3)  # (Z, Y, X, Frame): frames spectroscopic
+    dataset = ub.Dataset.from_ndarray(data, [ub.Dimension("Z", "mm", 2), ub.Dimension("Y", "um", 5), ub.Dimension("X", "um", 4)], [ub.Dimension("Frame", "", 3)], metadata={"edf": {"header": {"Title": "x" * 700}}})
+    out = ub.write(dataset, tmp_path / "stack.edf")
+    peer = fabio.open(str(out))
+    assert peer.nframes == 6
+    for z in range(2):
+        for frame in range(3):
+            image = peer.getframe(z * 3 + frame)
+            assert np.array_equal(image.data, data[z, :, :, frame]) and image.header["Title"] == "x" * 700
+    (back,) = ub.read(out)
+    assert back.pos.dims == dataset.pos.dims and np.array_equal(back.to_ndarray(), data)
 
 
 def test_bad_edf_files(tmp_path):

@@ -23,6 +23,7 @@ where that is lossless. Results of processing go to ``<Source>-<Tool>_NNN`` grou
 
 from __future__ import annotations
 
+import functools
 import platform
 import socket
 import time
@@ -43,11 +44,11 @@ from usidbridge.hdf import (
     dereference,
     has_hdf5_signature,
     open_hdf5,
-    position_chunks,
     read_attrs,
     read_tree,
     read_whole,
     require_backed,
+    row_chunks,
     string_attr,
     string_list,
     string_list_attr,
@@ -64,13 +65,15 @@ RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units"}
 ANCILLARY_BLOCK_ROWS = 2**20
 
 
+@functools.cache
+def _machine() -> dict[str, str]:
+    """Host name and platform, asked once per process (each costs milliseconds: a name lookup, a read of the executable)."""
+    return {"machine_id": socket.getfqdn(), "platform": platform.platform()}
+
+
 def bookkeeping() -> dict[str, str]:
     """The attributes USID asks of every Main dataset and group it creates."""
-    return {
-        "timestamp": time.strftime("%Y_%m_%d-%H_%M_%S"),
-        "machine_id": socket.getfqdn(),
-        "platform": platform.platform(),
-    }
+    return {"timestamp": time.strftime("%Y_%m_%d-%H_%M_%S"), **_machine()}
 
 
 def stamp(obj: h5py.HLObject, restored: Mapping[str, Any]) -> None:
@@ -159,12 +162,12 @@ def write_main(
     spectroscopic: tuple[h5py.Dataset, h5py.Dataset],
     compression: str | None = "none",
 ) -> h5py.Dataset:
-    """Write the Main dataset in chunks of whole positions, linked to its ancillary datasets."""
+    """Write the Main dataset (contiguous, or compressed in chunks of whole positions), linked to its ancillary datasets."""
     main = group.create_dataset(
         dataset.name,
         shape=dataset.shape,
         dtype=dataset.dtype,
-        chunks=position_chunks(dataset.shape, dataset.dtype.itemsize),
+        chunks=row_chunks(dataset.shape, dataset.dtype.itemsize, compression),
         compression=compression_filter(compression),
     )
     copy_rows(main, dataset.data)

@@ -39,7 +39,7 @@ from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle
 from usidbridge.codec import load_json, plain
-from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
+from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -299,18 +299,35 @@ def _refuse_link_cycles(path: Path) -> None:
         raise UnreadableFileError(f"the HDF5 link /{external} is an external link; netCDF files hold none, and usidbridge does not follow them", path)
 
 
+def _in_row_blocks(opened: Any) -> Any:
+    """Every data variable as dask in blocks of whole slabs of its slowest dim, about `LAZY_BLOCK_BYTES` each.
+
+    These are the blocks of positions the writers copy, so each is read from the file once. xarray's
+    own ``chunks={}`` takes the file's chunking, which is one chunk for contiguous variables: every
+    block copied would then read the whole variable again.
+    """
+    for name in list(opened.data_vars):
+        variable = opened[name]
+        if variable.ndim:
+            row_bytes = max(1, int(np.prod(variable.shape[1:])) * variable.dtype.itemsize)
+            opened[name] = variable.chunk({variable.dims[0]: max(1, LAZY_BLOCK_BYTES // row_bytes), **{dim: -1 for dim in variable.dims[1:]}})
+    return opened
+
+
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
     import xarray
 
     _refuse_link_cycles(path)
     try:
         with silenced("h5py"):
-            opened = xarray.open_dataset(path, engine=engine, chunks={} if lazy else None)
+            opened = xarray.open_dataset(path, engine=engine)
     except Exception as error:
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
     try:
         with damaged_hdf5(path, "netCDF"):
-            if not lazy:
+            if lazy:
+                opened = _in_row_blocks(opened)
+            else:
                 opened = opened.load()
                 opened.close()
             datasets = from_xarray(opened, spectroscopic, source=str(path))

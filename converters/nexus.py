@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, row_chunks, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -290,8 +290,8 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     else:  # non-grid positions: one position axis, the spectroscopic axes as they are
         dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
     if signal is None:
-        chunked = int(np.prod(shape)) > 1
-        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=True if chunked else None, compression=compression_filter(compression) if chunked else None)
+        compression = compression if int(np.prod(shape)) > 1 else None
+        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=row_chunks(shape, dataset.dtype.itemsize, compression), compression=compression_filter(compression))
         copy_nd(data, dataset.data)
         data.attrs["units"] = dataset.units
         data.attrs["long_name"] = dataset.quantity

@@ -24,7 +24,7 @@ from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, Unsuppo
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
-CHUNK_TARGET_BYTES = 2**20
+CHUNK_TARGET_BYTES = 4 * 2**20
 CHUNK_MAX_BYTES = 2**31
 COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
 COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
@@ -369,14 +369,21 @@ def compression_filter(compression: str | None) -> str | None:
     return COMPRESSION[compression]
 
 
-def position_chunks(shape: tuple[int, int], itemsize: int) -> tuple[int, int]:
-    """HDF5 chunk shape holding whole positions (complete spectra), about `CHUNK_TARGET_BYTES` each."""
-    positions, spectral = shape
-    row_bytes = max(1, spectral * itemsize)
-    if row_bytes > CHUNK_MAX_BYTES:
-        return (1, max(1, CHUNK_MAX_BYTES // itemsize))
-    rows = max(1, min(positions, CHUNK_TARGET_BYTES // row_bytes))
-    return (rows, spectral)
+def row_chunks(shape: tuple[int, ...], itemsize: int, compression: str | None) -> tuple[int, ...] | None:
+    """HDF5 chunks for data copied in blocks of whole rows (slabs of the first axis); None for contiguous storage.
+
+    Uncompressed data is stored contiguously: each row (a position's whole spectrum) is contiguous
+    anyway, as pyUSID stores it, and reads run at the disk's speed without a chunk cache. Compressed
+    data needs chunks: whole rows, about `CHUNK_TARGET_BYTES` each. They exceed h5py's 1 MiB chunk
+    cache on purpose: block reads cover whole chunks, which HDF5 then reads without the cache.
+    """
+    if compression_filter(compression) is None:
+        return None
+    row_items = max(1, int(np.prod(shape[1:], dtype=np.int64)))
+    if row_items * itemsize > CHUNK_MAX_BYTES:
+        return (1, max(1, CHUNK_MAX_BYTES // itemsize)) if len(shape) == 2 else True
+    rows = max(1, min(shape[0], CHUNK_TARGET_BYTES // (row_items * itemsize)))
+    return (rows, *shape[1:])
 
 
 def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:

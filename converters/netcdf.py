@@ -53,9 +53,48 @@ NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
 OURS = {SPECTROSCOPIC, NON_GRID, METADATA, COMPLEX, COMPOUND, "quantity", "units", "long_name"}
 
 
-def _lazy_nd(dataset: Dataset) -> Any:
-    """The N-D data without reading it: numpy views stay views, h5py data becomes dask."""
-    return dataset.lazy_data.reshape(dataset.nd_shape if dataset.is_grid else (dataset.pos.size, *_spectral_shape(dataset)))
+def _nd_shape(dataset: Dataset) -> tuple[int, ...]:
+    return dataset.nd_shape if dataset.is_grid else (dataset.pos.size, *_spectral_shape(dataset))
+
+
+def _lazy_nd(dataset: Dataset, indexable: bool = False) -> Any:
+    """The N-D data without reading it: numpy views stay views; data in a file becomes dask, or with
+    `indexable` xarray's lazily indexed array (what xarray backends hand over, so that ``.load()`` loads)."""
+    if indexable and dataset.is_lazy and not hasattr(dataset.data, "compute"):
+        from xarray.core import indexing
+
+        return indexing.LazilyIndexedArray(_backend_array_class()(dataset.data, _nd_shape(dataset), dataset.pos.shape if dataset.pos.is_grid else (dataset.pos.size,)))
+    return dataset.lazy_data.reshape(_nd_shape(dataset))
+
+
+def _backend_array_class() -> type:
+    """xarray's BackendArray for 2-D USID data seen N-D, built on first use (importing this module does not import xarray)."""
+    from xarray.backends import BackendArray
+    from xarray.core import indexing
+
+    class UsidBackendArray(BackendArray):
+        """Basic N-D indexing of the 2-D data (positions, spectral): one read of whole rows per request, no copy beyond it."""
+
+        def __init__(self, data: Any, shape: tuple[int, ...], position_shape: tuple[int, ...]) -> None:
+            self.data, self.shape, self.dtype = data, shape, np.dtype(data.dtype)
+            self.rows_per_step = int(np.prod(position_shape[1:], dtype=np.int64))  # positions per step of the slowest position dim
+
+        def __getitem__(self, key: Any) -> np.ndarray:
+            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
+
+        def _read(self, key: tuple) -> np.ndarray:
+            key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
+            steps = np.arange(self.shape[0])[key[0]]
+            if np.size(steps) == 0:
+                return np.empty((0, *self.shape[1:]), self.dtype)[(slice(0, 0), *key[1:])]
+            low, high = int(np.min(steps)), int(np.max(steps)) + 1
+            block = np.asarray(self.data[low * self.rows_per_step : high * self.rows_per_step]).reshape((high - low, *self.shape[1:]))
+            first = key[0] - low if isinstance(key[0], (int, np.integer)) else slice(*(None if bound is None else bound - low for bound in key[0].indices(self.shape[0])[:2]), key[0].step)
+            if isinstance(first, slice) and (key[0].step or 1) < 0:
+                first = steps - low
+            return block[(first, *key[1:])]
+
+    return UsidBackendArray
 
 
 def _spectral_shape(dataset: Dataset) -> tuple[int, ...]:
@@ -69,8 +108,11 @@ def _coordinate(dim: Dimension, xarray_name: str) -> Any:
     return xarray.Variable((xarray_name,), dim.values, attrs=attrs)
 
 
-def to_xarray(dataset: Dataset) -> Any:
-    """The dataset as an xarray DataArray (lazy for h5py or dask data); dims named by their labels."""
+def to_xarray(dataset: Dataset, indexable: bool = False) -> Any:
+    """The dataset as an xarray DataArray (lazy for h5py or dask data); dims named by their labels.
+
+    Data in a file is dask, or with `indexable` a lazily indexed array, as xarray's backends give it.
+    """
     import xarray
 
     if not dataset.spec.is_grid:
@@ -97,7 +139,8 @@ def to_xarray(dataset: Dataset) -> Any:
             coords[name] = xarray.Variable((POSITION,), dataset.pos.values[:, column], attrs={"units": unit, "long_name": label, ORIGINAL_NAME: label})
             coords[f"{name}_index"] = xarray.Variable((POSITION,), dataset.pos.indices[:, column])
         attrs[NON_GRID] = json.dumps(names)
-    return xarray.DataArray(_lazy_nd(dataset), dims=position_names + spectral_names, coords=coords, name=_safe(dataset.quantity), attrs=attrs)
+    variable = xarray.Variable(position_names + spectral_names, _lazy_nd(dataset, indexable), attrs=attrs)
+    return xarray.DataArray(variable, coords=coords, name=_safe(dataset.quantity))
 
 
 def _unique(names: list[str], taken: set[str]) -> list[str]:
@@ -242,13 +285,13 @@ def _decode(dataset: Any) -> Any:
     return xarray.Dataset(variables, attrs=dataset.attrs)
 
 
-def to_xarray_dataset(datasets: Sequence[Dataset]) -> Any:
+def to_xarray_dataset(datasets: Sequence[Dataset], indexable: bool = False) -> Any:
     """Several datasets as one xarray Dataset; dims whose coordinates disagree get a suffix per variable."""
     import xarray
 
     arrays, taken = [], set()
     for dataset in datasets:
-        array = to_xarray(dataset)
+        array = to_xarray(dataset, indexable)
         name = str(array.name)
         while name in taken or name in array.dims or name in array.coords:
             name += "_"
@@ -385,7 +428,7 @@ def _backend_class() -> type:
         def open_dataset(self, filename_or_obj: Any, *, drop_variables: Any = None, dataset: str | None = None) -> Any:
             from usidbridge.api import read
 
-            opened = to_xarray_dataset(read(filename_or_obj, "h5usid", lazy=True, dataset=dataset))
+            opened = to_xarray_dataset(read(filename_or_obj, "h5usid", lazy=True, dataset=dataset), indexable=True)
             return opened.drop_vars(drop_variables, errors="ignore") if drop_variables else opened
 
         def guess_can_open(self, filename_or_obj: Any) -> bool:

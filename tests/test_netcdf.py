@@ -112,6 +112,19 @@ def test_xarray_engine_opens_h5usid_lazily(xr, shared_data, h5py_reads):
     assert force.dims == ("X", "Z") and force.attrs["quantity"] == "Deflection"
 
 
+def test_xarray_engine_load_loads_and_indexes_like_numpy(xr, tmp_path):
+    """`.load()` gives numpy-backed data (not dask); any basic index reads only the rows it needs and equals numpy's."""
+    expected = np.arange(7 * 5 * 3 * 4, dtype=np.float32).reshape(7, 5, 3, 4)
+    dataset = ub.Dataset.from_ndarray(expected, [ub.Dimension("Z", "m", 7), ub.Dimension("Y", "m", 5), ub.Dimension("X", "m", 3)], [ub.Dimension("V", "V", 4)], quantity="I", units="A")
+    path = ub.write(dataset, tmp_path / "map.h5")
+    loaded = xr.open_dataset(path, engine="usid").load()
+    assert type(loaded["I"].variable._data) is np.ndarray and np.array_equal(loaded["I"].values, expected)
+    opened = xr.open_dataarray(path, engine="usid")
+    for key in [np.s_[2], np.s_[1:4, ::2], np.s_[::-2, 1, :, 3], np.s_[5:2], np.s_[-1, -1, -1, -1], np.s_[..., 1:3]]:
+        assert np.array_equal(opened[key].values, expected[key]), key
+    assert hasattr(xr.open_dataarray(path, engine="usid", chunks={}).data, "compute")  # dask only when asked for
+
+
 def test_to_and_from_xarray_in_memory(xr):
     dims = [ub.Dimension("Y", "nm", 2), ub.Dimension("Y", "V", [0.0, 1.0, 3.0])]
     dataset = ub.Dataset.from_ndarray(np.arange(6.0).reshape(2, 3), dims[:1], dims[1:], quantity="dI/dV", units="S")

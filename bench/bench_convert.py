@@ -1,0 +1,130 @@
+"""Conversion paths at the machine's limit: each against the raw h5py work on the same bytes, in the same run.
+
+Run with `python bench/bench_convert.py [--mib 1024 4096] [--rounds 3] [--record]`. Every step runs in
+a child process that times only the work (imports excluded) and samples its anonymous memory
+(memory maps and the page cache do not count). Rounds alternate the order of the steps; the table
+gives the median ratio to the baseline of the same round, with its range, and the peak anonymous
+memory against the data size. Files are in the page cache (each is read once before timing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_images import SAMPLER  # noqa: E402
+from results import record  # noqa: E402
+
+TIMED = "\nimport time\n{setup}\nstart = time.perf_counter()\n{work}\nprint(time.perf_counter() - start, peak_anon[0])"
+IMPORTS = "import h5py, numpy as np, usidbridge as ub"
+RAW_COPY = """
+with h5py.File({raw!r}, 'r') as source, h5py.File({out!r}, 'w') as target:
+    data = source['data']
+    out = target.create_dataset('data', shape=data.shape, dtype=data.dtype)
+    step = max(1, (64 << 20) // (data.shape[1] * data.dtype.itemsize))
+    for begin in range(0, data.shape[0], step):
+        out[begin:begin + step] = data[begin:begin + step]
+"""
+RAW_READ = "with h5py.File({raw!r}, 'r') as file:\n    array = file['data'][()].reshape({nd_shape})"
+RAW_WRITE = "with h5py.File({out!r}, 'w') as file:\n    file.create_dataset('data', data=array)"
+MEMORY = "array = np.ones({shape}, np.float32)\ndataset = ub.Dataset.from_ndarray(array.reshape({nd_shape}), [ub.Dimension('Y', 'nm', {side}), ub.Dimension('X', 'nm', {side})], [ub.Dimension('Bias', 'V', {spectral})], quantity='Current', units='A')"
+
+
+def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) -> dict[str, tuple[str, str, str]]:
+    """name → (baseline name, setup code, work code)."""
+    nd_shape = (side, side, shape[1])
+    names = {"raw": str(files["raw"]), "out": str(out), "nd_shape": nd_shape, "shape": shape, "side": side, "spectral": shape[1]}
+    convert = "ub.convert({source!r}, {out!r}, to='h5usid', overwrite=True)"
+    return {
+        "raw h5py block copy": ("raw h5py block copy", IMPORTS, RAW_COPY.format(**names)),
+        "netCDF → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["netcdf"]), out=str(out))),
+        "NeXus → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["nexus"]), out=str(out))),
+        "h5USID → NeXus": ("raw h5py block copy", IMPORTS, f"ub.convert({str(files['h5usid'])!r}, {str(out) + '.nxs'!r}, overwrite=True)"),
+        "h5USID → netCDF": ("raw h5py block copy", IMPORTS, f"ub.convert({str(files['h5usid'])!r}, {str(out) + '.nc'!r}, overwrite=True)"),
+        "raw h5py read + reshape (contiguous)": ("raw h5py read + reshape (contiguous)", IMPORTS, RAW_READ.format(**names)),
+        "h5USID read to N-D": ("raw h5py read + reshape (contiguous)", IMPORTS, f"array = ub.read({str(files['h5usid'])!r})[0].to_ndarray()"),
+        "xarray engine=usid, .load().values": ("raw h5py read + reshape (contiguous)", IMPORTS + "\nimport xarray", f"array = xarray.open_dataset({str(files['h5usid'])!r}, engine='usid').load()['Current'].values"),
+        "raw h5py write (contiguous)": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), RAW_WRITE.format(**names)),
+        "h5USID write from memory": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), f"ub.write(dataset, {str(out)!r}, overwrite=True)"),
+    }
+
+
+def run(setup: str, work: str) -> tuple[float, float]:
+    result = subprocess.run([sys.executable, "-c", SAMPLER + TIMED.format(setup=setup, work=work)], capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"benchmark step failed:\n{work}\n{result.stderr}")
+    seconds, anon_kib = result.stdout.strip().splitlines()[-1].split()
+    return float(seconds), int(anon_kib) / 1024
+
+
+def make_files(folder: Path, mib: int) -> tuple[dict[str, Path], tuple[int, int], int]:
+    """The same float32 spectral map (side x side positions x 256 points) as raw HDF5, h5USID, NeXus and netCDF."""
+    import h5py
+
+    import usidbridge as ub
+
+    spectral = 256
+    side = int((mib * 2**20 // (spectral * 4)) ** 0.5)
+    shape = (side * side, spectral)
+    files = {"raw": folder / "raw.h5"}
+    with h5py.File(files["raw"], "w") as file:
+        data = file.create_dataset("data", shape=shape, dtype=np.float32)
+        step = (64 << 20) // (spectral * 4)
+        for begin in range(0, shape[0], step):
+            rows = min(step, shape[0] - begin)
+            data[begin : begin + rows] = np.arange(begin * spectral, (begin + rows) * spectral, dtype=np.float32).reshape(rows, spectral)
+    with h5py.File(files["raw"], "r") as file:
+        dataset = ub.Dataset(ub.model.FileArray(file["data"]), ub.Ancillary([ub.Dimension("Y", "nm", side), ub.Dimension("X", "nm", side)]), ub.Ancillary([ub.Dimension("Bias", "V", spectral)]), quantity="Current", units="A")
+        for name, suffix in (("h5usid", ".h5"), ("nexus", ".nxs"), ("netcdf", ".nc")):
+            files[name] = ub.write(dataset, folder / f"map{suffix}", format=name)
+    for path in files.values():  # into the page cache
+        with open(path, "rb") as handle:
+            while handle.read(64 << 20):
+                pass
+    return files, shape, side
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mib", type=int, nargs="+", default=[1024])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--record", action="store_true")
+    arguments = parser.parse_args()
+    rows = ["| data | work | ratio to baseline (median) | range | ours (s) | baseline | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|---|---|"]
+    for mib in arguments.mib:
+        with tempfile.TemporaryDirectory(dir=HERE) as folder_name:
+            folder = Path(folder_name)
+            files, shape, side = make_files(folder, mib)
+            plan = steps(files, folder / "out.h5", shape, side)
+            times: dict[str, list[float]] = {name: [] for name in plan}
+            peaks: dict[str, float] = {name: 0.0 for name in plan}
+            for round_number in range(arguments.rounds):
+                order = list(plan) if round_number % 2 == 0 else list(reversed(plan))
+                for name in order:
+                    _baseline, setup, work = plan[name]
+                    seconds, anon = run(setup, work)
+                    times[name].append(seconds)
+                    peaks[name] = max(peaks[name], anon)
+            data_mib = shape[0] * shape[1] * 4 / 2**20
+            for name, (baseline, _setup, _work) in plan.items():
+                ratios = [ours / base for ours, base in zip(times[name], times[baseline])]
+                rows.append(
+                    f"| {data_mib:.0f} MiB | {name} | {statistics.median(ratios):.2f} | {min(ratios):.2f}–{max(ratios):.2f} | "
+                    f"{statistics.median(times[name]):.2f} | {baseline} | {peaks[name]:.0f} | {peaks[name] / data_mib:.2f} |"
+                )
+    table = "\n".join(rows)
+    print(table)
+    if arguments.record:
+        record("Conversion paths (bench/bench_convert.py)", f"{len(arguments.mib)} size(s), {arguments.rounds} rounds in alternating order; ratios per round against the baseline of the same round.\n\n{table}")
+
+
+if __name__ == "__main__":
+    main()

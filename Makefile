@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_h5usid.py
 	$(BIN)/python bench/bench_images.py
 	$(BIN)/python bench/bench_writers.py --record
+	$(BIN)/python bench/bench_convert.py --record
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py --per-format 2000 --record

@@ -23,18 +23,11 @@ HERE = Path(__file__).resolve().parent
 SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None  # tmpfs: no disk write-back from one step slowing the next
 sys.path.insert(0, str(HERE))
 from bench_images import SAMPLER  # noqa: E402
+from bench_writers import BASELINE as RAW_COPY  # noqa: E402
 from results import record  # noqa: E402
 
 TIMED = "\nimport time\n{setup}\nstart = time.perf_counter()\n{work}\nprint(time.perf_counter() - start, peak_anon[0])"
 IMPORTS = "import h5py, numpy as np, usidbridge as ub"
-RAW_COPY = """
-with h5py.File({raw!r}, 'r') as source, h5py.File({out!r}, 'w') as target:
-    data = source['data']
-    out = target.create_dataset('data', shape=data.shape, dtype=data.dtype)
-    step = max(1, (64 << 20) // (data.shape[1] * data.dtype.itemsize))
-    for begin in range(0, data.shape[0], step):
-        out[begin:begin + step] = data[begin:begin + step]
-"""
 RAW_READ = "with h5py.File({raw!r}, 'r') as file:\n    array = file['data'][()].reshape({nd_shape})"
 RAW_WRITE = "with h5py.File({out!r}, 'w') as file:\n    file.create_dataset('data', data=array)"
 MEMORY = "array = np.ones({shape}, np.float32)\ndataset = ub.Dataset.from_ndarray(array.reshape({nd_shape}), [ub.Dimension('Y', 'nm', {side}), ub.Dimension('X', 'nm', {side})], [ub.Dimension('Bias', 'V', {spectral})], quantity='Current', units='A')"
@@ -46,7 +39,7 @@ def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) 
     names = {"raw": str(files["raw"]), "out": str(out), "nd_shape": nd_shape, "shape": shape, "side": side, "spectral": shape[1]}
     convert = "ub.convert({source!r}, {out!r}, to='h5usid', overwrite=True)"
     return {
-        "raw h5py block copy": ("raw h5py block copy", IMPORTS, RAW_COPY.format(**names)),
+        "raw h5py block copy": ("raw h5py block copy", IMPORTS, RAW_COPY.format(source=names["raw"], target=names["out"], name="data")),
         "netCDF → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["netcdf"]), out=str(out))),
         "NeXus → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["nexus"]), out=str(out))),
         "h5USID → NeXus": ("raw h5py block copy", IMPORTS, f"ub.convert({str(files['h5usid'])!r}, {str(out) + '.nxs'!r}, overwrite=True)"),

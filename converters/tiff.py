@@ -387,7 +387,7 @@ class TiffFormat(Format):
         try:
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
                 return [read_series(tif, path, index, lazy, frames) for index in range(len(tif.series))]
-        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, struct.error) as error:
+        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, ZeroDivisionError, struct.error) as error:
             if "imagecodecs" in str(error):
                 raise MissingDependencyError(f"this TIFF is compressed and reading it needs the package 'imagecodecs' ({error}): pip install 'usidbridge[tiff]'", path) from None
             size = path.stat().st_size

@@ -60,6 +60,8 @@ REGRESSIONS = [
     ("ncem_example_signal.emd", "hdf5_huge_shape", 517),  # hang: RosettaSciIO reading a declared 8 TiB
     ("ours.nxs", "hdf5_huge_shape", 3032),  # MemoryError: index dims built before the size check
     ("detector_frames.edf", "bit_flips", 3041),  # a 1-D frame given to the memory map
+    ("ours.tif", "bit_flips", 7106),  # tifffile's ZeroDivisionError on a damaged tag
+    ("bruker_nano.spx", "line_shuffle", 7141),  # an axis scale that is an array, not a number
 ]
 
 

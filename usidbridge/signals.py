@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UnsupportedFeatureError
+from .errors import ModelError, UnsupportedFeatureError
 from .images import RGB_FIELDS, RGBA_FIELDS
 from .model import Ancillary, Dataset, Dimension, from_labelled, placeholder_dimension, unique_per_side
 
@@ -132,8 +132,16 @@ def _dimension(axis: Mapping[str, Any], index: int, size: int) -> Dimension:
     name, units = _text(axis.get("name"), f"axis_{index}"), _text(axis.get("units"), "")
     if axis.get("axis") is not None:
         return Dimension(name, units, np.asarray(axis["axis"], dtype=np.float64))
-    offset, scale = float(np.asarray(axis.get("offset", 0.0))), float(np.asarray(axis.get("scale", 1.0)))
+    offset, scale = (_number(axis.get(key, default), f"axis {name!r}: {key}") for key, default in (("offset", 0.0), ("scale", 1.0)))
     return Dimension.uniform(name, units, size, offset=offset, scale=scale)
+
+
+def _number(value: Any, what: str) -> float:
+    """One real number (a damaged file can give an array or text where a number belongs)."""
+    array = np.asarray(value)
+    if array.size != 1 or array.dtype.kind not in "biuf":
+        raise ModelError(f"{what} must be one number, found {str(value)[:60]!r}")
+    return float(array.reshape(()))
 
 
 def _quantity(metadata: Mapping[str, Any]) -> tuple[str, str]:

@@ -33,6 +33,7 @@ exact values, and values HyperSpy cannot hold at all (not monotonic), travel in
 from __future__ import annotations
 
 import datetime
+import numbers
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -137,7 +138,9 @@ def _dimension(axis: Mapping[str, Any], index: int, size: int) -> Dimension:
 
 
 def _number(value: Any, what: str) -> float:
-    """One real number (a damaged file can give an array or text where a number belongs)."""
+    """One real number (readers give numpy scalars, fractions, TIFF rationals; a damaged file an array or text)."""
+    if isinstance(value, numbers.Real):
+        return float(value)
     array = np.asarray(value)
     if array.size != 1 or array.dtype.kind not in "biuf":
         raise ModelError(f"{what} must be one number, found {str(value)[:60]!r}")

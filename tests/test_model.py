@@ -129,5 +129,25 @@ def test_h5py_data_in_the_2d_form_is_not_read(tmp_path):
     with h5py.File(tmp_path / "raw.h5", "r") as file:
         ds = Dataset.from_ndarray(file["data"], [Dimension("P", "", 3)], [Dimension("E", "eV", 4)])
         assert ds.data is file["data"] or isinstance(ds.data, h5py.Dataset)
-        with pytest.raises(ModelError, match="dask.array.from_array"):
-            Dataset.from_ndarray(file["data"], [Dimension("Y", "", 3), Dimension("X", "", 4)])
+        image = Dataset.from_ndarray(file["data"], [Dimension("Y", "", 3), Dimension("X", "", 4)])  # an image: every pixel a position
+        assert image.shape == (12, 1) and image.is_lazy
+        assert np.array_equal(image.data[5:9], np.arange(5.0, 9.0).reshape(4, 1))  # rows across the file's slabs
+        assert np.array_equal(image.to_ndarray(squeeze=True), file["data"][()])
+
+
+def test_flat_rows_read_any_row_range_in_few_hyperslabs(tmp_path, h5py_reads):
+    """N-D data in a file, in its 2-D form: every row range is exact, read in at most two pieces per row axis."""
+    import h5py
+
+    array = np.arange(3 * 5 * 4 * 2, dtype=np.int16).reshape(3, 5, 4, 2)
+    with h5py.File(tmp_path / "nd.h5", "w") as file:
+        file.create_dataset("data", data=array)
+    with h5py.File(tmp_path / "nd.h5", "r") as file:
+        ds = Dataset.from_ndarray(file["data"], [Dimension("Z", "", 3), Dimension("Y", "", 5), Dimension("X", "", 4)], [Dimension("E", "", 2)])
+        flat = array.reshape(60, 2)
+        for start in range(0, 61, 7):
+            for stop in range(start, 61, 9):
+                h5py_reads.clear()
+                assert np.array_equal(ds.data[start:stop], flat[start:stop])
+                assert len(h5py_reads) <= 6
+        assert ds.data.row_alignment == 20 and np.array_equal(ds.load().data, flat)

@@ -391,6 +391,9 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     rows = data.shape[0]
     row_bytes = max(1, int(np.prod(data.shape[1:])) * np.dtype(data.dtype).itemsize)
     step = max(1, block_bytes // row_bytes)
+    alignment = getattr(data, "row_alignment", 1)  # rows the source reads in one piece (`model.FlatRows`)
+    if step > alignment:
+        step -= step % alignment
     for start in range(0, rows, step):
         stop = min(rows, start + step)
         target[start:stop] = np.asarray(data[start:stop])

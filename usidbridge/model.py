@@ -422,6 +422,90 @@ class FileArray:
         return math.prod(self.shape)
 
 
+def _slabs(start: int, stop: int, shape: Sequence[int]) -> list[tuple]:
+    """The flat C-order range [start, stop) over an array of `shape` as hyperslab indices (ints and
+    slices), in order: at most two per axis, whatever the range."""
+    if start >= stop:
+        return []
+    if len(shape) == 1:
+        return [(slice(start, stop),)]
+    inner = math.prod(shape[1:])
+    first, last = start // inner, (stop - 1) // inner
+    if first == last:
+        return [(first, *piece) for piece in _slabs(start - first * inner, stop - first * inner, shape[1:])]
+    pieces = []
+    if start % inner:
+        pieces += [(first, *piece) for piece in _slabs(start % inner, inner, shape[1:])]
+        first += 1
+    whole_end = stop // inner
+    if whole_end > first:
+        pieces.append((slice(first, whole_end), *[slice(None)] * (len(shape) - 1)))
+    if stop % inner:
+        pieces += [(whole_end, *piece) for piece in _slabs(0, stop % inner, shape[1:])]
+    return pieces
+
+
+class FlatRows:
+    """N-D data left in its file, seen in its 2-D form: the leading `row_axes` axes are the rows.
+
+    A block of rows is read as at most two hyperslabs per row axis of the N-D array (a flat range
+    of rows crosses the file's slabs), straight into the block: no dask, no second copy of the
+    data, each byte read once. `row_alignment` rows make one slab, so blocks that are multiples of
+    it are read in one piece.
+    """
+
+    def __init__(self, array: Any, row_axes: int) -> None:
+        self.array = array if isinstance(array, FileArray) else FileArray(array)
+        self.row_shape, column_shape = tuple(array.shape[:row_axes]), tuple(array.shape[row_axes:])
+        self.shape = (math.prod(self.row_shape), math.prod(column_shape))
+        self.dtype, self.ndim = np.dtype(array.dtype), 2
+        self.row_alignment = math.prod(self.row_shape[1:])
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        if not self.row_shape:
+            return self.array[()].reshape(self.shape)[start:stop]
+        pieces = _slabs(start, stop, self.row_shape)
+        if len(pieces) == 1:
+            return self.array[pieces[0]].reshape(-1, self.shape[1])
+        block = np.empty((stop - start, self.shape[1]), self.dtype)
+        filled = 0
+        for piece in pieces:
+            part = self.array[piece].reshape(-1, self.shape[1])
+            block[filled : filled + len(part)] = part
+            filled += len(part)
+        return block
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows, columns = (tuple(key) + (slice(None), slice(None)))[:2] if isinstance(key, tuple) else (key, slice(None))
+        if rows is Ellipsis:
+            rows = slice(None)
+        if isinstance(rows, (int, np.integer)):
+            row = int(rows) + (self.shape[0] if rows < 0 else 0)
+            if not 0 <= row < self.shape[0]:
+                raise IndexError(f"row {rows} is out of range for {self.shape[0]} rows")
+            return self._rows(row, row + 1)[0, columns]
+        if isinstance(rows, slice):
+            start, stop, step = rows.indices(self.shape[0])
+            if step == 1:
+                return self._rows(start, max(start, stop))[:, columns]
+        wanted = np.arange(self.shape[0])[rows]
+        if not wanted.size:
+            return np.empty((0, self.shape[1]), self.dtype)[:, columns]
+        low = int(wanted.min())
+        return self._rows(low, int(wanted.max()) + 1)[wanted - low][:, columns]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self._rows(0, self.shape[0])
+        return data if dtype is None else data.astype(dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
 ALLOWED_KINDS = "iufc"
 
 
@@ -509,11 +593,8 @@ class Dataset:
         flat = (pos.size, spec.size)
         if tuple(array.shape) == flat:
             return cls(array, pos, spec, **attributes)
-        if not hasattr(array, "reshape"):
-            raise ModelError(
-                f"a {type(array).__name__} of shape {tuple(array.shape)} cannot become {flat} without reading it all; "
-                "pass dask.array.from_array(data) for a lazy reshape, or the data itself in the 2-D form"
-            )
+        if not hasattr(array, "reshape"):  # data left in a file (h5py, FileArray): read by blocks of rows when used
+            return cls(FlatRows(array, len(pos_dims)), pos, spec, **attributes)
         return cls(_flatten(array, flat), pos, spec, **attributes)
 
     @property
@@ -631,15 +712,15 @@ def from_labelled(array: Any, dims: Sequence[Dimension], spectroscopic: Iterable
     """A Dataset from an N-D array whose axes are `dims` in any order; the axes whose numbers are in
     `spectroscopic` become spectroscopic dims, the others position dims (both keep their order).
 
-    Axes are moved, not copied: numpy stays a view, dask stays lazy, and an h5py dataset is wrapped in dask
-    (when installed) so that nothing is read here.
+    Axes are moved, not copied: numpy stays a view, dask stays lazy, and data left in a file stays there:
+    read by blocks of rows (`FlatRows`) when its axes are in order, else through dask (when installed).
     """
     dims = list(dims)
     spectral_axes = sorted(set(spectroscopic))
     position_axes = [axis for axis in range(len(dims)) if axis not in spectral_axes]
     order = position_axes + spectral_axes
-    if not hasattr(array, "transpose") or not hasattr(array, "reshape"):
-        array = as_dask(array) if importlib.util.find_spec("dask") is not None else np.asarray(array)
     if order != list(range(len(dims))):
+        if not hasattr(array, "transpose"):
+            array = as_dask(array) if importlib.util.find_spec("dask") is not None else np.asarray(array)
         array = array.transpose(order)
     return Dataset.from_ndarray(array, [dims[axis] for axis in position_axes], [dims[axis] for axis in spectral_axes], **attributes)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, stack_order, stack_to_dataset
+from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, stack_order, stack_to_dataset
 from usidbridge.codec import from_description
 from usidbridge.model import Dataset, Dimension, as_dask
 from usidbridge.registry import Format, Profile
@@ -155,10 +155,13 @@ class _Frames:
         )
 
     def stack(self, lazy: bool) -> Any:
-        """All frames as (frames, Y, X): memory maps when lazy and uncompressed, else read."""
+        """All frames as (frames, Y, X): memory maps where the frames are uncompressed, else read.
+
+        Eager reads map the file too: the data is then copied once, into its USID layout.
+        """
         parts = []
         for path, image in self.images:
-            mapped = self._memmap(path, image) if lazy else None
+            mapped = self._memmap(path, image)
             if mapped is None:
                 with silenced("fabio"):
                     frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
@@ -275,19 +278,19 @@ def read_file(path: Path, lazy: bool = False, frames: str | None = None, series:
     attributes = {"metadata": _metadata(source.headers), "source": str(path)}
     if description and frames is None:
         try:
-            return from_description(stack, description, **attributes)
+            return read_by_rows(from_description(stack, description, **attributes), stack)
         except ModelError as error:
             raise UnreadableFileError(f"{error.message} (in the usid_* header keys)", path) from None
     if description:
         dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
         stack = stack.reshape([dim.size for dim in dims])
         attributes.update(name=description["name"], quantity=description["quantity"], units=description["units"])
-        return stack_to_dataset(stack, dims[:-2], dims[-2], dims[-1], frames, **attributes)
+        return read_by_rows(stack_to_dataset(stack, dims[:-2], dims[-2], dims[-1], frames, **attributes), stack)
     y, x = pixel_dims(*stack.shape[-2:])
     frame_dims = [Dimension("Frame", "", stack.shape[0])] if stack.shape[0] > 1 else []
     if not frame_dims:
         stack = stack[0]
-    return stack_to_dataset(stack, frame_dims, y, x, frames or "spectroscopic", quantity="Intensity", units="counts", **attributes)
+    return read_by_rows(stack_to_dataset(stack, frame_dims, y, x, frames or "spectroscopic", quantity="Intensity", units="counts", **attributes), stack)
 
 
 def _header_value(value: Any, key: str) -> str:
@@ -447,7 +450,8 @@ class EdfFormat(Format):
         return getattr(image, "data", None) is not None and image.data.ndim == 2
 
     def read(self, path: Path, *, lazy: bool = False, frames: str | None = None, series: bool = False) -> list[Dataset]:
-        return [read_file(path, lazy=lazy, frames=frames, series=series)]
+        dataset = read_file(path, lazy=lazy, frames=frames, series=series)
+        return [dataset if lazy else dataset.load()]
 
     def write(self, datasets: Sequence[Dataset], path: Path) -> None:
         if not path.name.lower().endswith(".edf"):

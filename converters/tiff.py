@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import MissingDependencyError, ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, rgb_fields, samples_to_rgb, stack_order, stack_to_dataset
+from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, rgb_fields, samples_to_rgb, stack_order, stack_to_dataset
 from usidbridge.codec import describe, from_description, load_json, plain
 from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
@@ -246,16 +246,17 @@ def _frame_dims(axes: str, shape: Sequence[int], imagej: dict[str, Any], unit: s
     return dims
 
 
-def _array(tif: Any, path: Path, index: int, lazy: bool) -> Any:
-    """The series data: memory-mapped when lazy and the file allows it, else read."""
-    if lazy:
-        import tifffile
+def _array(tif: Any, path: Path, index: int) -> Any:
+    """The series data: memory-mapped when the file allows it (uncompressed, contiguous), else read.
 
-        try:
-            return tifffile.memmap(path, series=index, mode="r")
-        except ValueError:
-            pass
-    return tif.series[index].asarray()
+    Eager reads map the file too: the data is then copied once, into its USID layout.
+    """
+    import tifffile
+
+    try:
+        return tifffile.memmap(path, series=index, mode="r")
+    except ValueError:  # not memory-mappable: compressed, tiled, or pages apart
+        return tif.series[index].asarray()
 
 
 def _stored_description(tif: Any, imagej: dict[str, Any], index: int, path: Path) -> dict[str, Any] | None:
@@ -280,19 +281,19 @@ def _stored_description(tif: Any, imagej: dict[str, Any], index: int, path: Path
     return None
 
 
-def read_series(tif: Any, path: Path, index: int, lazy: bool, frames: str) -> Dataset:
+def read_series(tif: Any, path: Path, index: int, frames: str) -> Dataset:
     series = tif.series[index]
     page = series.pages[0]
     imagej = dict(tif.imagej_metadata or {}) if tif.is_imagej else {}
     description = _stored_description(tif, imagej, index, path)
-    array = _array(tif, path, index, lazy)
+    array = _array(tif, path, index)
     axes = series.axes
     source = f"{path}::series{index}"
     if axes.endswith("S") and series.shape[-1] in (3, 4) and int(page.photometric) == 2:
         array, axes = samples_to_rgb(array), axes[:-1]
     if description:
         try:
-            return from_description(array, description, source=source)
+            return read_by_rows(from_description(array, description, source=source), array)
         except ModelError as error:
             raise UnreadableFileError(f"{error.message} (in the usidbridge description of series {index})", path) from None
     if not axes.endswith("YX"):
@@ -313,7 +314,7 @@ def read_series(tif: Any, path: Path, index: int, lazy: bool, frames: str) -> Da
     if vendor:
         tiff_metadata["vendor"] = vendor
     frame_dims = _frame_dims(axes[:-2], array.shape[:-2], imagej, unit, calibration.get("frame"))
-    return stack_to_dataset(array, frame_dims, y, x, frames, quantity="Intensity", units="a.u.", metadata={"tiff": tiff_metadata}, source=source)
+    return read_by_rows(stack_to_dataset(array, frame_dims, y, x, frames, quantity="Intensity", units="a.u.", metadata={"tiff": tiff_metadata}, source=source), array)
 
 
 def _imagej_metadata(dims: Sequence[Dimension], frame_axes: str) -> tuple[dict[str, Any], tuple[float, float] | None]:
@@ -386,7 +387,8 @@ class TiffFormat(Format):
 
         try:
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
-                return [read_series(tif, path, index, lazy, frames) for index in range(len(tif.series))]
+                datasets = [read_series(tif, path, index, frames) for index in range(len(tif.series))]
+                return datasets if lazy else [dataset.load() for dataset in datasets]
         except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, ZeroDivisionError, struct.error) as error:
             if "imagecodecs" in str(error):
                 raise MissingDependencyError(f"this TIFF is compressed and reading it needs the package 'imagecodecs' ({error}): pip install 'usidbridge[tiff]'", path) from None

@@ -19,7 +19,7 @@ import numpy as np
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
 from .hdf import COPY_BLOCK_BYTES
-from .model import Dataset, Dimension
+from .model import Dataset, Dimension, RowReader
 
 FRAMES_AS = ("spectroscopic", "position")
 
@@ -90,6 +90,42 @@ def _stack_view(stack: np.ndarray, dataset: Dataset) -> np.ndarray:
     if not np.shares_memory(view, stack):
         raise ModelError(f"the stack of {dataset.name} cannot be seen as rows of positions without a copy")
     return view
+
+
+class StackRows(RowReader):
+    """The 2-D (positions, spectral) form of an image stack in memory or memory-mapped (the inverse of
+    `fill_stack`): each block of rows is transposed out of the frames in cache-sized tiles.
+
+    Reading a block costs one pass over its pixels in every frame, at memory speed; dask's gather of
+    a transposed memory map, or numpy's transpose of a whole stack, are several times slower.
+    """
+
+    def __init__(self, stack: np.ndarray, dataset: Dataset) -> None:
+        self.view = _stack_view(stack, dataset)
+        self.shape, self.dtype = dataset.shape, np.dtype(stack.dtype)
+        self.row_alignment = self.view.shape[3]
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        leading, outer, inner, plane = self.view.shape
+        block = np.empty((stop - start, self.shape[1]), self.dtype)
+        for lead in range(start // plane, -(-stop // plane)):
+            first, last = max(start, lead * plane), min(stop, (lead + 1) * plane)
+            target = block[first - start : last - start]
+            pixels = slice(first - lead * plane, last - lead * plane)
+            if inner == 1:
+                transpose_into(target, self.view[lead, :, 0, pixels])
+            else:
+                for frame in range(outer):
+                    transpose_into(target[:, frame * inner : (frame + 1) * inner], self.view[lead, frame, :, pixels])
+        return block
+
+
+def read_by_rows(dataset: Dataset, stack: Any) -> Dataset:
+    """`dataset`, read from `stack` (numpy or a memory map, laid out as `dataset_to_stack` gives it) by
+    blocks of rows with tiled transposes, where its 2-D form is not a plain view of the stack."""
+    if isinstance(stack, np.ndarray) and dataset.is_grid and not (isinstance(dataset.data, np.ndarray) and np.shares_memory(dataset.data, stack)):
+        dataset.data = StackRows(stack, dataset)
+    return dataset
 
 
 def fill_stack(stack: np.ndarray, dataset: Dataset, block_bytes: int = COPY_BLOCK_BYTES) -> None:

@@ -445,35 +445,21 @@ def _slabs(start: int, stop: int, shape: Sequence[int]) -> list[tuple]:
     return pieces
 
 
-class FlatRows:
-    """N-D data left in its file, seen in its 2-D form: the leading `row_axes` axes are the rows.
+class RowReader:
+    """Base of 2-D (positions, spectral) data read by blocks of rows from a differently laid-out source.
 
-    A block of rows is read as at most two hyperslabs per row axis of the N-D array (a flat range
-    of rows crosses the file's slabs), straight into the block: no dask, no second copy of the
-    data, each byte read once. `row_alignment` rows make one slab, so blocks that are multiples of
-    it are read in one piece.
+    A subclass sets `shape`, `dtype` and `row_alignment` (rows read in one piece; `hdf.copy_rows`
+    aligns its blocks to them) and reads rows [start, stop) in `_rows`; indexing, `len` and
+    ``np.asarray`` work as for a numpy array of rows.
     """
 
-    def __init__(self, array: Any, row_axes: int) -> None:
-        self.array = array if isinstance(array, FileArray) else FileArray(array)
-        self.row_shape, column_shape = tuple(array.shape[:row_axes]), tuple(array.shape[row_axes:])
-        self.shape = (math.prod(self.row_shape), math.prod(column_shape))
-        self.dtype, self.ndim = np.dtype(array.dtype), 2
-        self.row_alignment = math.prod(self.row_shape[1:])
+    shape: tuple[int, int]
+    dtype: np.dtype
+    ndim = 2
+    row_alignment = 1
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
-        if not self.row_shape:
-            return self.array[()].reshape(self.shape)[start:stop]
-        pieces = _slabs(start, stop, self.row_shape)
-        if len(pieces) == 1:
-            return self.array[pieces[0]].reshape(-1, self.shape[1])
-        block = np.empty((stop - start, self.shape[1]), self.dtype)
-        filled = 0
-        for piece in pieces:
-            part = self.array[piece].reshape(-1, self.shape[1])
-            block[filled : filled + len(part)] = part
-            filled += len(part)
-        return block
+        raise NotImplementedError
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rows, columns = (tuple(key) + (slice(None), slice(None)))[:2] if isinstance(key, tuple) else (key, slice(None))
@@ -504,6 +490,36 @@ class FlatRows:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+class FlatRows(RowReader):
+    """N-D data left in its file, seen in its 2-D form: the leading `row_axes` axes are the rows.
+
+    A block of rows is read as at most two hyperslabs per row axis of the N-D array (a flat range
+    of rows crosses the file's slabs), straight into the block: no dask, no second copy of the
+    data, each byte read once.
+    """
+
+    def __init__(self, array: Any, row_axes: int) -> None:
+        self.array = array if isinstance(array, FileArray) else FileArray(array)
+        self.row_shape, column_shape = tuple(array.shape[:row_axes]), tuple(array.shape[row_axes:])
+        self.shape = (math.prod(self.row_shape), math.prod(column_shape))
+        self.dtype = np.dtype(array.dtype)
+        self.row_alignment = math.prod(self.row_shape[1:])
+
+    def _rows(self, start: int, stop: int) -> np.ndarray:
+        if not self.row_shape:
+            return self.array[()].reshape(self.shape)[start:stop]
+        pieces = _slabs(start, stop, self.row_shape)
+        if len(pieces) == 1:
+            return self.array[pieces[0]].reshape(-1, self.shape[1])
+        block = np.empty((stop - start, self.shape[1]), self.dtype)
+        filled = 0
+        for piece in pieces:
+            part = self.array[piece].reshape(-1, self.shape[1])
+            block[filled : filled + len(part)] = part
+            filled += len(part)
+        return block
 
 
 ALLOWED_KINDS = "iufc"

@@ -357,7 +357,8 @@ def _is_file_backed(array: np.ndarray) -> bool:
 
 
 def _flatten(array: Any, flat: tuple[int, int]) -> Any:
-    """`array` as (positions, spectral) without reading it: a view when the strides allow, lazy dask for memory maps that need a copy."""
+    """`array` as (positions, spectral) without reading it: a view when the strides allow; a memory map
+    that needs a copy is read by blocks of rows when used (`FlatRows`)."""
     if not isinstance(array, np.ndarray):
         return array.reshape(flat)
     try:
@@ -371,8 +372,9 @@ def _flatten(array: Any, flat: tuple[int, int]) -> Any:
             return view
         except AttributeError:
             pass
-    if _is_file_backed(array) and importlib.util.find_spec("dask") is not None:
-        return as_dask(array).reshape(flat)
+    if _is_file_backed(array):
+        row_axes = next(axis for axis in range(array.ndim + 1) if math.prod(array.shape[:axis]) == flat[0])
+        return FlatRows(array, row_axes)
     return array.reshape(flat)
 
 

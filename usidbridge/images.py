@@ -122,8 +122,10 @@ class StackRows(RowReader):
 
 def read_by_rows(dataset: Dataset, stack: Any) -> Dataset:
     """`dataset`, read from `stack` (numpy or a memory map, laid out as `dataset_to_stack` gives it) by
-    blocks of rows with tiled transposes, where its 2-D form is not a plain view of the stack."""
-    if isinstance(stack, np.ndarray) and dataset.is_grid and not (isinstance(dataset.data, np.ndarray) and np.shares_memory(dataset.data, stack)):
+    blocks of rows with tiled transposes, where its 2-D form is not a contiguous view of the stack
+    (a strided view of pixels x frames would be gathered element by element wherever it is read)."""
+    plain = isinstance(dataset.data, np.ndarray) and dataset.data.flags.c_contiguous and np.shares_memory(dataset.data, stack)
+    if isinstance(stack, np.ndarray) and dataset.is_grid and not plain:
         dataset.data = StackRows(stack, dataset)
     return dataset
 

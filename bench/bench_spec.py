@@ -78,15 +78,19 @@ def main() -> None:
         write_mca(mca, arguments.mca_scans, arguments.mca_rows)
 
         def silx_counters():
-            with SpecFile(str(counters)) as spec:
-                return [scan.data for scan in spec]
+            spec = SpecFile(str(counters))
+            data = [scan.data for scan in spec]
+            spec.close()
+            return data
 
         def loadtxt_counters():
             return np.loadtxt(counters, comments="#", ndmin=2)
 
         def silx_mca():
-            with SpecFile(str(mca)) as spec:
-                return [(scan.data, [scan.mca[index] for index in range(len(scan.mca))]) for scan in spec]
+            spec = SpecFile(str(mca))
+            data = [(scan.data, [scan.mca[index] for index in range(len(scan.mca))]) for scan in spec]
+            spec.close()
+            return data
 
         silx_seconds = best(silx_counters, arguments.rounds)
         figures = [

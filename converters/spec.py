@@ -71,10 +71,10 @@ def _split_labels(text: str) -> list[str]:
     return [label for label in LABEL_SEPARATOR.split(text.strip()) if label]
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    with open(path, encoding="latin-1", newline=None) as handle:
-        for number, line in enumerate(handle, start=1):
-            yield number, line.rstrip("\r\n")
+def _lines(path: Path) -> list[str]:
+    """The file's lines, read at once (Python's universal newlines: \\n, \\r\\n and \\r)."""
+    with open(path, encoding="latin-1", newline="") as handle:
+        return handle.read().replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
 def split_scans(path: Path) -> list[Scan]:
@@ -82,9 +82,17 @@ def split_scans(path: Path) -> list[Scan]:
     file_header: dict[str, Any] = {"comments": [], "motor_names": []}
     scans: list[Scan] = []
     current: Scan | None = None
-    pending_mca: list[str] = []
+    pending_mca = False  # the last MCA line ended with a continuation
     seen: dict[int, int] = {}
-    for number, line in _lines(path):
+    for number, line in enumerate(_lines(path), start=1):
+        first = line[:1]
+        if current is not None and first not in ("#", "") and not first.isspace():  # most lines: a scan's data or MCA
+            if pending_mca or (first == "@" and line.startswith("@A")):
+                current.mca_lines.append((number, line))
+                pending_mca = line.rstrip().endswith(MCA_CONTINUATION)
+            else:
+                current.data_lines.append((number, line))
+            continue
         if line.startswith("#S "):
             parts = line[3:].strip().split(None, 1)
             try:
@@ -107,7 +115,7 @@ def split_scans(path: Path) -> list[Scan]:
             current.header.append(line)
         elif line.startswith("@A") or pending_mca:
             current.mca_lines.append((number, line))
-            pending_mca = [line] if line.rstrip().endswith(MCA_CONTINUATION) else []
+            pending_mca = line.rstrip().endswith(MCA_CONTINUATION)
         else:
             current.data_lines.append((number, line))
     return scans
@@ -133,7 +141,21 @@ class ParsedScan:
 
 
 def _numbers(path: Path, lines: list[tuple[int, str]], width: int | None) -> tuple[np.ndarray, bool]:
-    """Data lines as a (points, width) array: one vectorised conversion, the faulty line named on error."""
+    """Data lines as a (points, width) array, parsed by numpy's C reader; the faulty line named on error.
+
+    A last line shorter than the others is an aborted scan's partial point, and is left out.
+    """
+    if width and lines:
+        texts = [text for _, text in lines]
+        aborted = len(texts[-1].split()) != width
+        if aborted:
+            texts = texts[:-1]
+        try:
+            array = np.loadtxt(texts, dtype=np.float64, comments=None, ndmin=2) if texts else np.empty((0, width))
+        except ValueError:
+            array = None  # a line that is not numbers, or of another width: the line-by-line reading below names it
+        if array is not None and array.shape[1] == width:
+            return array, aborted
     rows = [text.split() for _, text in lines]
     if width is None:
         width = max((len(row) for row in rows), default=0)
@@ -155,6 +177,15 @@ def _numbers(path: Path, lines: list[tuple[int, str]], width: int | None) -> tup
 
 
 def _mca_spectra(path: Path, lines: list[tuple[int, str]]) -> list[np.ndarray]:
+    """The ``@A`` spectra, continuation lines joined: parsed at once by numpy's C reader when they have
+    one length, else one by one (the faulty spectrum named on error)."""
+    joined = "\n".join(text.rstrip() for _, text in lines).replace(MCA_CONTINUATION + "\n", " ")
+    bodies = [body[2:] for body in joined.split("\n") if body.startswith("@A")]
+    if len(bodies) == sum(1 for _, text in lines if text.startswith("@A")) and bodies:
+        try:
+            return list(np.loadtxt(bodies, dtype=np.float64, comments=None, ndmin=2))
+        except ValueError:
+            pass  # spectra of several lengths, or not numbers: one by one below
     spectra, parts, start = [], [], 0
     for number, text in lines:
         if text.startswith("@A"):

@@ -389,7 +389,8 @@ class TiffFormat(Format):
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
                 datasets = [read_series(tif, path, index, frames) for index in range(len(tif.series))]
                 return datasets if lazy else [dataset.load() for dataset in datasets]
-        except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, ZeroDivisionError, struct.error) as error:
+        # tifffile checks little of a damaged file: its own error, or an assertion, or whatever Python raises on the bad values
+        except (tifffile.TiffFileError, AssertionError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, ZeroDivisionError, struct.error) as error:
             if "imagecodecs" in str(error):
                 raise MissingDependencyError(f"this TIFF is compressed and reading it needs the package 'imagecodecs' ({error}): pip install 'usidbridge[tiff]'", path) from None
             size = path.stat().st_size

@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_images.py
 	$(BIN)/python bench/bench_writers.py --record
 	$(BIN)/python bench/bench_convert.py --record
+	$(BIN)/python bench/bench_spec.py --record
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py --per-format 2000 --record

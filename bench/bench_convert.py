@@ -2,10 +2,10 @@
 
 Run with `python bench/bench_convert.py [--mib 1024 4096] [--rounds 3] [--record]`. Every step runs in
 a child process that times only the work (imports excluded) and samples its anonymous memory
-(memory maps and the page cache do not count). After a warm-up round, rounds alternate the order
-of the steps; the table gives the best time against the best baseline (this virtual machine's
-timings vary up to 3x from run to run), the per-round ratios, and the peak anonymous memory
-against the data size. Files are on tmpfs (/dev/shm) where there is one, so that the disk's
+(memory maps and the page cache do not count). The machine's memory is touched once first
+(`machine.warm_memory`), then after a warm-up round, rounds alternate the order of the steps; the
+table gives the best time against the best baseline, the per-round ratios, and the peak anonymous
+memory against the data size. Files are on tmpfs (/dev/shm) where there is one, so that the disk's
 write-back of one step's output does not slow the next; elsewhere in the page cache.
 """
 
@@ -26,6 +26,7 @@ SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None  # tmpfs: no disk wr
 sys.path.insert(0, str(HERE))
 from bench_images import SAMPLER  # noqa: E402
 from bench_writers import BASELINE as RAW_COPY  # noqa: E402
+from machine import warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 TIMED = "\nimport time\n{setup}\n_bench_started = time.perf_counter()\n{work}\nprint(time.perf_counter() - _bench_started, peak_anon[0])"
@@ -95,6 +96,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
+    warm_memory()
     rows = ["| data | work | best / best baseline | per-round ratio: median (range) | ours, best (s) | baseline | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|---|---|"]
     for mib in arguments.mib:
         with tempfile.TemporaryDirectory(dir=SCRATCH) as folder_name:

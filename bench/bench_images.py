@@ -17,6 +17,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from machine import warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 SAMPLER = """
@@ -89,6 +90,7 @@ def main() -> None:
 
     from bench_convert import SCRATCH, run
 
+    warm_memory()
     height, width = 1024, 1024
     frames = max(2, args.size_mb * 2**20 // (height * width * 4))
     plan: dict[str, tuple[str, str, str]] = {}  # name -> (baseline name, setup, work)

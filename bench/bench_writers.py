@@ -18,6 +18,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_images import measure  # noqa: E402
+from machine import warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 FORMATS = {"tiff": ".tif", "edf": ".edf", "hyperspy": ".hspy", "nexus": ".nxs", "netcdf": ".nc"}
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--spec-mib", type=int, nargs="+", default=[16, 64], help="sizes for the SPEC writer (text: slower per byte)")
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
+    warm_memory()
     rows = ["| data | writer | seconds | × raw copy | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as folder_name:
         folder = Path(folder_name)

@@ -49,6 +49,7 @@ from usidbridge.hdf import (
     read_whole,
     require_backed,
     row_chunks,
+    sniffed,
     string_attr,
     string_list,
     string_list_attr,
@@ -285,7 +286,7 @@ class H5USIDFormat(Format):
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
             return 0
-        with h5py.File(path, "r") as file:
+        with sniffed(path) as file:
             found = file.visititems(
                 lambda _name, obj: True if isinstance(obj, h5py.Dataset) and "Position_Indices" in obj.attrs else None
             )

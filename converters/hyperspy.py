@@ -22,7 +22,7 @@ from typing import Any
 from usidbridge import progress
 from usidbridge.api import read
 from usidbridge.errors import UnreadableFileError
-from usidbridge.hdf import compression_filter, has_hdf5_signature
+from usidbridge.hdf import compression_filter, has_hdf5_signature, sniffed
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal, fields, signal_dict, signal_dicts
@@ -61,9 +61,7 @@ class HyperspyFormat(Format):
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
             return 0
-        import h5py
-
-        with h5py.File(path, "r") as file:
+        with sniffed(path) as file:
             return 2 if str(file.attrs.get("file_format", "")).lower() == "hyperspy" else 0
 
     def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:

@@ -37,7 +37,7 @@ import numpy as np
 
 from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, sniffed
 from usidbridge.codec import load_json, plain
 from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
@@ -399,9 +399,7 @@ class NetcdfFormat(Format):
             return 2
         if not has_hdf5_signature(head):
             return 0
-        import h5py
-
-        with h5py.File(path, "r") as file:
+        with sniffed(path) as file:
             return 2 if "_NCProperties" in file.attrs else 0
 
     def read(self, path: Path, *, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:

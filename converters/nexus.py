@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, row_chunks, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -394,7 +394,7 @@ class NexusFormat(Format):
     def sniff(self, head: bytes, path: Path) -> int:
         if not has_hdf5_signature(head):
             return 0
-        with h5py.File(path, "r") as file:
+        with sniffed(path) as file:
             found = file.visititems(lambda _name, obj: True if isinstance(obj, h5py.Group) and nx_class(obj) == "NXdata" else None)
         return 2 if found else 0
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,36 @@ def link_cycle(file: h5py.File) -> str | None:
 def has_hdf5_signature(head: bytes) -> bool:
     """True when `head` starts with the HDF5 signature (offset 0, or 512, 1024, ... after a user block)."""
     return any(head[offset : offset + 8] == HDF5_SIGNATURE for offset in (0, 512, 1024, 2048))
+
+
+_sniffing: ContextVar[dict[str, h5py.File] | None] = ContextVar("usidbridge_sniffing", default=None)
+
+
+@contextlib.contextmanager
+def sniffing() -> Iterator[None]:
+    """Within the block, `sniffed` opens each HDF5 file once, however many formats look into it (format detection)."""
+    opened: dict[str, h5py.File] = {}
+    token = _sniffing.set(opened)
+    try:
+        yield
+    finally:
+        _sniffing.reset(token)
+        for file in opened.values():
+            file.close()
+
+
+@contextlib.contextmanager
+def sniffed(path: str | os.PathLike[str]) -> Iterator[h5py.File]:
+    """The HDF5 file at `path`, read-only, for a format's sniff: shared while `sniffing`, else opened for the block."""
+    opened = _sniffing.get()
+    if opened is None:
+        with h5py.File(path, "r") as file:
+            yield file
+        return
+    key = os.fspath(path)
+    if key not in opened:
+        opened[key] = h5py.File(path, "r")
+    yield opened[key]
 
 
 def open_hdf5(path: str | os.PathLike[str]) -> h5py.File:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .errors import IS_A_FOLDER, MissingDependencyError, UnknownFormatError, UnknownOptionError, UnreadableFileError, UnsupportedFeatureError
+from .hdf import sniffing
 
 if TYPE_CHECKING:
     from .model import Dataset
@@ -252,13 +253,14 @@ def detect(path: str | Path) -> Format:
         raise UnreadableFileError("the file is empty", path)
     suffix = path.suffix.lower()
     scored = []
-    for rank, format in enumerate(_REGISTRY.values()):
-        try:
-            score = int(format.sniff(head, path))
-        except Exception:
-            score = 0
-        if score > 0:
-            scored.append((score, suffix in format.extensions, -rank, format))
+    with sniffing():  # the HDF5-based formats share one open file
+        for rank, format in enumerate(_REGISTRY.values()):
+            try:
+                score = int(format.sniff(head, path))
+            except Exception:
+                score = 0
+            if score > 0:
+                scored.append((score, suffix in format.extensions, -rank, format))
     best = max(scored, key=lambda item: item[:3]) if scored else None
     others = ", ".join(f"{format.name} ({score})" for score, _, _, format in scored if best is None or format is not best[3])
     if best is not None and best[0] >= 2:

@@ -1,0 +1,25 @@
+"""Steady timings on a virtual machine: its memory costs about 2 s per GiB the first time it is touched.
+
+Until every page has been touched once, a step that allocates fresh memory pays that cost and
+another does not, so the same work varies 3x or more from run to run. `warm_memory` touches the
+available memory once (in a child process, which gives it back) before a benchmark measures anything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+TOUCH = """
+import numpy as np
+available = int([line for line in open('/proc/meminfo') if line.startswith('MemAvailable')][0].split()[1]) * 1024
+chunks, total = [], 0
+while total < available - {margin} * 2**30:
+    chunks.append(np.ones(2**27))
+    total += chunks[-1].nbytes
+"""
+
+
+def warm_memory(margin_gib: int = 3) -> None:
+    """Touch all available memory but `margin_gib` GiB once, and give it back."""
+    subprocess.run([sys.executable, "-c", TOUCH.format(margin=margin_gib)], check=True)

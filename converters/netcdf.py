@@ -39,7 +39,7 @@ from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, sniffed
 from usidbridge.codec import load_json, plain
-from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, from_labelled
+from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, NDRows, from_labelled
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -63,36 +63,26 @@ def _lazy_nd(dataset: Dataset, indexable: bool = False) -> Any:
     if indexable and dataset.is_lazy and not hasattr(dataset.data, "compute"):
         from xarray.core import indexing
 
-        return indexing.LazilyIndexedArray(_backend_array_class()(dataset.data, _nd_shape(dataset), dataset.pos.shape if dataset.pos.is_grid else (dataset.pos.size,)))
+        rows = NDRows(dataset.data, _nd_shape(dataset), dataset.pos.shape if dataset.pos.is_grid else (dataset.pos.size,))
+        return indexing.LazilyIndexedArray(_backend_array_class()(rows))
+    if dataset.is_grid:
+        return dataset.lazy_nd()
     return dataset.lazy_data.reshape(_nd_shape(dataset))
 
 
 def _backend_array_class() -> type:
-    """xarray's BackendArray for 2-D USID data seen N-D, built on first use (importing this module does not import xarray)."""
+    """xarray's BackendArray over `NDRows`, built on first use (importing this module does not import xarray)."""
     from xarray.backends import BackendArray
     from xarray.core import indexing
 
     class UsidBackendArray(BackendArray):
-        """Basic N-D indexing of the 2-D data (positions, spectral): one read of whole rows per request, no copy beyond it."""
+        """Basic N-D indexing of USID data: one read of whole rows per request (`usidbridge.model.NDRows`)."""
 
-        def __init__(self, data: Any, shape: tuple[int, ...], position_shape: tuple[int, ...]) -> None:
-            self.data, self.shape, self.dtype = data, shape, np.dtype(data.dtype)
-            self.rows_per_step = int(np.prod(position_shape[1:], dtype=np.int64))  # positions per step of the slowest position dim
+        def __init__(self, rows: NDRows) -> None:
+            self.rows, self.shape, self.dtype = rows, rows.shape, rows.dtype
 
         def __getitem__(self, key: Any) -> np.ndarray:
-            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._read)
-
-        def _read(self, key: tuple) -> np.ndarray:
-            key = tuple(key) + (slice(None),) * (len(self.shape) - len(key))
-            steps = np.arange(self.shape[0])[key[0]]
-            if np.size(steps) == 0:
-                return np.empty((0, *self.shape[1:]), self.dtype)[(slice(0, 0), *key[1:])]
-            low, high = int(np.min(steps)), int(np.max(steps)) + 1
-            block = np.asarray(self.data[low * self.rows_per_step : high * self.rows_per_step]).reshape((high - low, *self.shape[1:]))
-            first = key[0] - low if isinstance(key[0], (int, np.integer)) else slice(*(None if bound is None else bound - low for bound in key[0].indices(self.shape[0])[:2]), key[0].step)
-            if isinstance(first, slice) and (key[0].step or 1) < 0:
-                first = steps - low
-            return block[(first, *key[1:])]
+            return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self.rows.__getitem__)
 
     return UsidBackendArray
 

@@ -141,6 +141,10 @@ def test_non_grid_and_complex_data(tmp_path):
     indices = np.array([[0, 0], [1, 0], [0, 1]], np.uint32)
     sparse = ub.Dataset(np.arange(3.0).reshape(3, 1) * (1 + 1j), ub.Ancillary.from_table(["y", "x"], ["m", "m"], indices, indices * 2.0), ub.Ancillary([ub.Dimension("arb", "a.u.", [0.0])]), quantity="Response", units="V")
     assert labels(figure([sparse]))[0] == ("x (m)", "y (m)")
+    line = ub.Dataset(np.array([[1.0], [1e308], [-1e308]]), ub.Ancillary.from_table(["t"], ["s"], np.array([[0], [2], [1]], np.uint32), np.array([[0.0], [2e-6], [1e-6]])), ub.Ancillary([ub.Dimension("arb", "a.u.", [0.0])]), quantity="Counts", units="")
+    fig = figure([line])
+    fig.canvas.draw()  # values at the edge of float64 do not overflow matplotlib's ticks
+    assert labels(fig)[0] == ("t (µs)", "|Counts| (×10³⁰⁶)")
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -524,6 +524,39 @@ class FlatRows(RowReader):
         return block
 
 
+class NDRows:
+    """The N-D form of 2-D (positions, spectral) data read by rows: basic N-D indexing (ints and
+    slices) reads only the rows of the slowest axis it touches, in one read, and reshapes them.
+
+    The data stays where it is (h5py, `FileArray`, a `RowReader`, numpy); xarray's backend array and
+    dask's chunks (one slab range of the slowest axis each) read through it.
+    """
+
+    def __init__(self, data: Any, shape: tuple[int, ...], position_shape: tuple[int, ...]) -> None:
+        self.data, self.shape, self.dtype, self.ndim = data, tuple(shape), np.dtype(data.dtype), len(shape)
+        self.rows_per_step = math.prod(position_shape[1:])  # positions per step of the slowest position dim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = tuple(key) if isinstance(key, tuple) else (key,)
+        if Ellipsis in key:
+            at = key.index(Ellipsis)
+            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1 :]
+        key = key + (slice(None),) * (self.ndim - len(key))
+        steps = np.arange(self.shape[0])[key[0]]
+        if np.size(steps) == 0:
+            return np.empty((0, *self.shape[1:]), self.dtype)[(slice(0, 0), *key[1:])]
+        low, high = int(np.min(steps)), int(np.max(steps)) + 1
+        block = np.asarray(self.data[low * self.rows_per_step : high * self.rows_per_step]).reshape((high - low, *self.shape[1:]))
+        first = steps - low if isinstance(key[0], slice) else int(steps) - low
+        if isinstance(key[0], slice) and (key[0].step or 1) > 0:
+            first = slice(int(steps[0]) - low, int(steps[-1]) - low + 1, key[0].step)
+        return block[(first, *key[1:])]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self[()]
+        return data if dtype is None else data.astype(dtype)
+
+
 ALLOWED_KINDS = "iufc"
 
 
@@ -651,6 +684,19 @@ class Dataset:
         if isinstance(self.data, np.ndarray) or hasattr(self.data, "compute"):
             return self.data
         return as_dask(self.data)
+
+    def lazy_nd(self) -> Any:
+        """The N-D form without reading it: numpy stays a view, dask stays dask; data left in a file
+        becomes dask in chunks of whole slabs of the slowest position dim, read through `NDRows`
+        (no rechunking of row blocks that straddle the slabs)."""
+        if isinstance(self.data, np.ndarray) or hasattr(self.data, "compute"):
+            return self.data.reshape(self.nd_shape)
+        import dask.array
+
+        rows = NDRows(self.data if isinstance(self.data, (FileArray, RowReader)) else FileArray(self.data), self.nd_shape, self.pos.shape)
+        slab_bytes = max(1, rows.rows_per_step * self.shape[1] * self.dtype.itemsize)
+        chunks = (max(1, LAZY_BLOCK_BYTES // slab_bytes), *self.nd_shape[1:])
+        return dask.array.from_array(rows, chunks=chunks, name=False, meta=np.empty((0,) * len(self.nd_shape), self.dtype))
 
     @property
     def is_lazy(self) -> bool:

@@ -220,20 +220,23 @@ def _position_by_spectrum(dataset: Dataset, position: Dimension, spectral: Dimen
     return plane
 
 
-def _non_grid(dataset: Dataset, quantity_label: str) -> list[Panel]:
+def _non_grid(dataset: Dataset, quantity: str, units: str) -> list[Panel]:
     position_values, _ = _reduce(dataset)
     magnitude = np.abs(_numeric(position_values))
-    table, labels, units = dataset.pos.values, dataset.pos.labels, dataset.pos.units
+    table, labels = dataset.pos.values, dataset.pos.labels
+    (x_factor, x_units), (y_factor, y_units) = (natural_units(table[:, column], dataset.pos.units[column]) for column in (-1, -2 % table.shape[1]))
+    factor, shown_units = natural_units(magnitude, units)
 
     def draw(axes: Any) -> None:
         if table.shape[1] >= 2:
-            picture = axes.scatter(table[:, -1], table[:, -2], c=magnitude, s=12)
-            axes.figure.colorbar(picture, ax=axes, shrink=0.85)
-            axes.set_ylabel(_label(labels[-2], units[-2]))
+            picture = axes.scatter(table[:, -1] * x_factor, table[:, -2] * y_factor, c=magnitude * factor, s=12)
+            axes.figure.colorbar(picture, ax=axes, shrink=0.85).set_label(_label(f"|{quantity}|", shown_units), fontsize=8)
+            axes.set_ylabel(_label(labels[-2], y_units))
         else:
-            axes.plot(table[:, 0], magnitude, ".")
-        axes.set_xlabel(_label(labels[-1], units[-1]))
-        axes.set_title(f"{quantity_label}, non-grid positions", fontsize=9)
+            axes.plot(table[:, 0] * x_factor, magnitude * factor, ".")
+            axes.set_ylabel(_label(f"|{quantity}|", shown_units))
+        axes.set_xlabel(_label(labels[-1], x_units))
+        axes.set_title(f"{_label(quantity, units)}, non-grid positions", fontsize=9)
 
     return [draw]
 
@@ -244,7 +247,7 @@ def panels(dataset: Dataset) -> list[Panel]:
     if dataset.dtype.fields and not rgb_fields(dataset.dtype):
         quantity = f"{quantity}.{dataset.dtype.names[0]}"
     if not dataset.is_grid:
-        return _non_grid(dataset, _label(quantity, units))
+        return _non_grid(dataset, quantity, units)
     pos = [dim for dim in dataset.pos.dims if dim.size > 1]
     spec = [dim for dim in dataset.spec.dims if dim.size > 1]
     position_values, spectral_mean = _reduce(dataset)

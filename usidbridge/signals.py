@@ -97,7 +97,7 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     """The RosettaSciIO dictionary of one (non-compound) grid dataset."""
     if not dataset.is_grid:
         raise UnsupportedFeatureError(f"{dataset.quantity}: HyperSpy axes need a full grid; non-grid positions are kept by h5usid and netcdf")
-    data = dataset.lazy_data if lazy else np.asarray(dataset.data)
+    data = dataset.lazy_nd() if lazy else np.asarray(dataset.data).reshape(dataset.nd_shape)
     pos, spec = list(dataset.pos.dims), list(dataset.spec.dims)
     encoded: list[list[float] | None] = []  # by axis number: dim names may be anything, HyperSpy's metadata keys may not
     if is_image(dataset):
@@ -105,7 +105,6 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
         signal_count = min(2, len(pos))
         axes = [_axis(dim, index < len(pos) - signal_count, encoded) for index, dim in enumerate(pos)]
     else:
-        data = data.reshape(dataset.nd_shape)
         axes = [_axis(dim, True, encoded) for dim in pos] + [_axis(dim, False, encoded) for dim in spec]
     metadata = dict(dataset.metadata.get(HYPERSPY_KEY, {}))
     ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}

@@ -55,7 +55,8 @@ PRECHECK_BYTES = 2**20
 EDF_BLOCK = 512  # EDF headers are padded to a multiple of this
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
 # numpy and text parsing and check little themselves).
-FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError, NameError)  # NameError: FabIO's UnboundLocalError on odd headers
+# NameError: FabIO's UnboundLocalError on odd headers; SyntaxError: lxml's, from FabIO's XML formats (XSD)
+FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError, NameError, SyntaxError)
 
 
 def _number(text: str) -> float | str:

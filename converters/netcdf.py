@@ -37,9 +37,9 @@ import numpy as np
 
 from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
-from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, sniffed
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
 from usidbridge.codec import load_json, plain
-from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, NDRows, from_labelled
+from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, FileArray, FlatRows, NDRows, from_labelled
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -347,6 +347,40 @@ def _in_row_blocks(opened: Any) -> Any:
     return opened
 
 
+CF_ENCODINGS = ("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max", "valid_range")
+
+
+def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | int | None) -> dict[str, tuple[Any, int]]:
+    """Data variables of a netCDF-4 file that h5py reads as they are, by name: their HDF5 datasets and position axes.
+
+    A variable qualifies when what xarray decodes is exactly what the file stores (same shape and
+    dtype, no CF scaling or masking beyond a NaN fill of floats) and its axes need no moving
+    (spectroscopic dims last). Those are then read by blocks of rows straight from the file
+    (`FlatRows`): no dask, no netCDF-C. Others, and netCDF-3 files, are read through xarray.
+    """
+    import h5py
+
+    with open(path, "rb") as handle:
+        if not has_hdf5_signature(handle.read(2048)):
+            return {}
+    file = h5py.File(path, "r")
+    found = {}
+    for name, variable in opened.data_vars.items():
+        stored = file.get(str(name))
+        encoding, attrs = variable.encoding, variable.attrs
+        fill = encoding.get("_FillValue")
+        if not isinstance(stored, h5py.Dataset) or stored.shape != variable.shape or stored.dtype != variable.dtype or variable.ndim == 0:
+            continue
+        if any(key in encoding or key in attrs for key in CF_ENCODINGS) or COMPLEX in attrs or COMPOUND in attrs or NON_GRID in attrs:
+            continue
+        if fill is not None and not (variable.dtype.kind == "f" and isinstance(fill, (float, np.floating)) and np.isnan(fill)):
+            continue
+        spectral = _spectroscopic_axes(variable, spectroscopic)
+        if spectral == list(range(variable.ndim - len(spectral), variable.ndim)):
+            found[str(name)] = (stored, variable.ndim - len(spectral))
+    return found
+
+
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
     import xarray
 
@@ -359,11 +393,18 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
     try:
         with damaged_hdf5(path, "netCDF"):
             if lazy:
+                direct = _direct_variables(path, opened, spectroscopic)
                 opened = _in_row_blocks(opened)
             else:
                 opened = opened.load()
                 opened.close()
             datasets = from_xarray(opened, spectroscopic, source=str(path))
+            if lazy:
+                for dataset in datasets:
+                    stored, position_axes = direct.get(str(dataset.source).rsplit("::", 1)[-1], (None, 0))
+                    rows = FlatRows(FileArray(require_backed(stored, path)), position_axes) if stored is not None else None
+                    if rows is not None and rows.shape == dataset.shape:
+                        dataset.data = rows
     except ModelError as error:
         raise UnreadableFileError(error.message, path) from None
     if not datasets:

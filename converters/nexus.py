@@ -134,8 +134,8 @@ def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
     listed = _names(plain(group.attrs.get("axes"))) or _names(plain(signal.attrs.get("axes")))
     for axis, name in enumerate(listed[: signal.ndim]):
         names[axis] = None if name == "." else name
-    for key in group.attrs:
-        if key.endswith("_indices") and key[: -len("_indices")] in group:
+    for key in group.attrs:  # h5py gives names that are not UTF-8 (damaged) as bytes: they name no axis
+        if isinstance(key, str) and key.endswith("_indices") and key[: -len("_indices")] in group:
             indices = np.atleast_1d(group.attrs[key])
             if indices.size == 1 and indices.dtype.kind in "iu" and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
                 names[int(indices[0])] = key[: -len("_indices")]

@@ -34,7 +34,6 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from xml.etree.ElementTree import ParseError
 
 from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
 from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, unbacked_size
@@ -59,7 +58,9 @@ SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes,
 AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats and not told apart by content: -r reader=NAME
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, ParseError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)  # NameError: UnboundLocalError on a branch malformed input takes
+# SyntaxError: the XML parsers' errors on malformed metadata (xml.etree's ParseError, lxml's XMLSyntaxError);
+# NameError: UnboundLocalError on a branch malformed input takes
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, SyntaxError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)
 
 
 def _own_errors(api: str) -> tuple[type[Exception], ...]:

@@ -125,7 +125,8 @@ def _file_header_line(header: dict[str, Any], line: str) -> None:
     if line.startswith("#C"):
         header["comments"].append(line[2:].strip())
     elif re.match(r"#O\d+", line):
-        header["motor_names"].extend(_split_labels(line.split(None, 1)[1] if " " in line else ""))
+        parts = line.split(None, 1)
+        header["motor_names"].extend(_split_labels(parts[1] if len(parts) > 1 else ""))
     elif line.startswith("#"):
         key, _, value = line[1:].partition(" ")
         header[key] = value.strip()

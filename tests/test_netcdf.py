@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
+from usidbridge.model import FlatRows
 from usidbridge.converters import netcdf
 
 from conftest import assert_exact_round_trip, need
@@ -74,10 +75,31 @@ def test_our_files_in_plain_xarray(xr, shared_data, tmp_path, engine):
     assert opened["X"].attrs["units"] == "m" and np.allclose(opened["X"].values, source[0].pos.dims[1].values)
     assert opened["HeightRetrace"].attrs["units"] == "m"
     back = ub.read(out, lazy=True)
-    assert hasattr(back[0].data, "compute")  # lazy: dask chunks
+    assert back[0].is_lazy and isinstance(back[0].data, FlatRows)  # lazy: read by blocks of rows straight from the HDF5 file
     for mine, theirs in zip(back, source):
         assert mine.pos.same_as(theirs.pos) and mine.spec.same_as(theirs.spec) and np.array_equal(np.asarray(mine.data), theirs.data)
         assert mine.metadata == plain(theirs.metadata)
+
+
+def test_lazy_reads_go_through_xarray_where_the_file_stores_something_else(xr, tmp_path):
+    """Scaled, masked and netCDF-3 variables are read as xarray decodes them; plain ones straight from HDF5."""
+    values = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    plain_variable = xr.DataArray(values.astype(np.float32), dims=("y", "x", "energy"), name="plain")
+    scaled = xr.DataArray(values.astype(np.float64) * 0.5, dims=("y", "x", "energy"), name="scaled")
+    filled = xr.DataArray(np.where(values == 5, -1, values).astype(np.int16), dims=("y", "x", "energy"), name="filled")
+    path = tmp_path / "mixed.nc"
+    xr.Dataset({"plain": plain_variable, "scaled": scaled, "filled": filled}).to_netcdf(
+        path, encoding={"scaled": {"dtype": "int16", "scale_factor": 0.5}, "filled": {"_FillValue": -1}}
+    )
+    read = {dataset.quantity: dataset for dataset in ub.read(path, lazy=True)}
+    assert isinstance(read["plain"].data, FlatRows) and not isinstance(read["scaled"].data, FlatRows) and not isinstance(read["filled"].data, FlatRows)
+    expected = xr.open_dataset(path)
+    for name, dataset in read.items():
+        assert np.array_equal(np.asarray(dataset.data).reshape(2, 3, 4), expected[name].values, equal_nan=True), name
+    netcdf3 = tmp_path / "classic.nc"
+    xr.Dataset({"plain": plain_variable}).to_netcdf(netcdf3, format="NETCDF3_64BIT")
+    (classic,) = ub.read(netcdf3, lazy=True)
+    assert hasattr(classic.data, "compute") and np.array_equal(np.asarray(classic.data).reshape(2, 3, 4), values)
 
 
 def test_complex_compound_and_non_grid_are_encoded(tmp_path):

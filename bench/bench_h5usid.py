@@ -26,18 +26,11 @@ import usidbridge as ub  # noqa: E402
 from usidbridge.model import Ancillary, Dimension  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import best  # noqa: E402
 from results import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
-
-def best(function, repeat=3):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_rss_of(code: str) -> float:

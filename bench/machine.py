@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 TOUCH = """
 import numpy as np
@@ -23,3 +25,14 @@ while total < available - {margin} * 2**30:
 def warm_memory(margin_gib: int = 3) -> None:
     """Touch all available memory but `margin_gib` GiB once, and give it back."""
     subprocess.run([sys.executable, "-c", TOUCH.format(margin=margin_gib)], check=True)
+
+
+def best(function: Callable[[], object], repeat: int = 3) -> float:
+    """The shortest of `repeat` timed calls of `function`, in seconds."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+

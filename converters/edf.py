@@ -36,7 +36,8 @@ import numpy as np
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, stack_order, stack_to_dataset
 from usidbridge.codec import from_description
-from usidbridge.model import Dataset, Dimension, as_dask
+from usidbridge.lazy import as_dask
+from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
 
 STRUCTURAL_KEYS = frozenset(

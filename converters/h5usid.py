@@ -56,7 +56,8 @@ from usidbridge.hdf import (
     write_attrs,
     write_tree,
 )
-from usidbridge.model import Ancillary, Dataset, FileArray, group_by_positions
+from usidbridge.lazy import FileArray
+from usidbridge.model import Ancillary, Dataset, group_by_positions
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 

@@ -33,7 +33,8 @@ import h5py
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, is_dimension_scale, open_hdf5, read_attrs, read_whole, require_backed, string_attr, unbacked_size
-from usidbridge.model import Dataset, Dimension, FileArray, check_dtype, from_labelled, unique_per_side
+from usidbridge.lazy import FileArray
+from usidbridge.model import Dataset, Dimension, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 
 PLACEHOLDER_UNITS = "a.u."

@@ -39,7 +39,8 @@ from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
 from usidbridge.codec import load_json, plain
-from usidbridge.model import LAZY_BLOCK_BYTES, Ancillary, Dataset, Dimension, FileArray, FlatRows, NDRows, from_labelled
+from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows
+from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -76,7 +77,7 @@ def _backend_array_class() -> type:
     from xarray.core import indexing
 
     class UsidBackendArray(BackendArray):
-        """Basic N-D indexing of USID data: one read of whole rows per request (`usidbridge.model.NDRows`)."""
+        """Basic N-D indexing of USID data: one read of whole rows per request (`usidbridge.lazy.NDRows`)."""
 
         def __init__(self, rows: NDRows) -> None:
             self.rows, self.shape, self.dtype = rows, rows.shape, rows.dtype

@@ -51,7 +51,8 @@ from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
-from usidbridge.model import Ancillary, Dataset, Dimension, as_dask, from_labelled, group_by_positions, unique_per_side
+from usidbridge.lazy import as_dask
+from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
 

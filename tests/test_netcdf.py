@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
-from usidbridge.model import FlatRows
+from usidbridge.lazy import FlatRows
 from usidbridge.converters import netcdf
 
 from conftest import assert_exact_round_trip, need

@@ -19,7 +19,8 @@ import numpy as np
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
 from .hdf import COPY_BLOCK_BYTES
-from .model import Dataset, Dimension, RowReader
+from .lazy import RowReader
+from .model import Dataset, Dimension
 
 FRAMES_AS = ("spectroscopic", "position")
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import mmap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError, NotAGridError, UnreadableFileError
+from .lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows, RowReader, as_dask, is_file_backed
 
 PLACEHOLDER_NAME = "arb"
 PLACEHOLDER_UNITS = "a.u."
@@ -343,19 +343,6 @@ def _strides(sizes: Sequence[int]) -> list[int]:
     return strides[::-1]
 
 
-LAZY_BLOCK_BYTES = 64 * 2**20
-
-
-def _is_file_backed(array: np.ndarray) -> bool:
-    """True when the array's memory is a memory-mapped file (np.memmap or mmap), directly or through views."""
-    base: Any = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return True
-        base = getattr(base, "base", None)
-    return False
-
-
 def _flatten(array: Any, flat: tuple[int, int]) -> Any:
     """`array` as (positions, spectral) without reading it: a view when the strides allow; a memory map
     that needs a copy is read by blocks of rows when used (`FlatRows`)."""
@@ -372,189 +359,10 @@ def _flatten(array: Any, flat: tuple[int, int]) -> Any:
             return view
         except AttributeError:
             pass
-    if _is_file_backed(array):
+    if is_file_backed(array):
         row_axes = next(axis for axis in range(array.ndim + 1) if math.prod(array.shape[:axis]) == flat[0])
         return FlatRows(array, row_axes)
     return array.reshape(flat)
-
-
-def as_dask(array: Any) -> Any:
-    """A dask array over `array` (a memory map, an h5py dataset) that reads it in blocks of whole leading rows, never whole."""
-    import dask.array
-
-    dtype = np.dtype(array.dtype)
-    row_bytes = max(1, math.prod(array.shape[1:]) * dtype.itemsize)
-    chunks = (max(1, LAZY_BLOCK_BYTES // row_bytes), *array.shape[1:])
-    sliced = array if isinstance(array, FileArray) else FileArray(array)
-    return dask.array.from_array(sliced, chunks=chunks, name=False, meta=np.empty((0,) * len(array.shape), dtype))
-
-
-class FileArray:
-    """Data left in its file (an h5py dataset, a memory map), read only by slicing.
-
-    A read that fails in the file's library (a corrupt chunk, a missing external file: h5py raises
-    OSError or RuntimeError) is an `UnreadableFileError` naming the file, wherever it happens: when
-    the data is materialised, streamed to a writer or computed by dask (which reads it block by
-    block; given a numpy array, dask would copy it into its graph).
-    """
-
-    def __init__(self, array: Any, source: str | None = None) -> None:
-        self.array, self.shape, self.dtype, self.ndim = array, tuple(array.shape), np.dtype(array.dtype), len(array.shape)
-        self.source = source or getattr(getattr(array, "file", None), "filename", None)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        try:
-            part = self.array[key]
-            return np.array(part) if _is_file_backed(part) else np.asarray(part)  # h5py returns a new array: no second copy
-        except RecursionError:
-            raise
-        except (OSError, RuntimeError) as error:
-            where = getattr(self.array, "name", None) or "the data"
-            raise UnreadableFileError(f"cannot read {where} (damaged file?): {error}", self.source) from None
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[()]
-        return data if dtype is None else data.astype(dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0] if self.shape else 0
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
-def _slabs(start: int, stop: int, shape: Sequence[int]) -> list[tuple]:
-    """The flat C-order range [start, stop) over an array of `shape` as hyperslab indices (ints and
-    slices), in order: at most two per axis, whatever the range."""
-    if start >= stop:
-        return []
-    if len(shape) == 1:
-        return [(slice(start, stop),)]
-    inner = math.prod(shape[1:])
-    first, last = start // inner, (stop - 1) // inner
-    if first == last:
-        return [(first, *piece) for piece in _slabs(start - first * inner, stop - first * inner, shape[1:])]
-    pieces = []
-    if start % inner:
-        pieces += [(first, *piece) for piece in _slabs(start % inner, inner, shape[1:])]
-        first += 1
-    whole_end = stop // inner
-    if whole_end > first:
-        pieces.append((slice(first, whole_end), *[slice(None)] * (len(shape) - 1)))
-    if stop % inner:
-        pieces += [(whole_end, *piece) for piece in _slabs(0, stop % inner, shape[1:])]
-    return pieces
-
-
-class RowReader:
-    """Base of 2-D (positions, spectral) data read by blocks of rows from a differently laid-out source.
-
-    A subclass sets `shape`, `dtype` and `row_alignment` (rows read in one piece; `hdf.copy_rows`
-    aligns its blocks to them) and reads rows [start, stop) in `_rows`; indexing, `len` and
-    ``np.asarray`` work as for a numpy array of rows.
-    """
-
-    shape: tuple[int, int]
-    dtype: np.dtype
-    ndim = 2
-    row_alignment = 1
-
-    def _rows(self, start: int, stop: int) -> np.ndarray:
-        raise NotImplementedError
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        rows, columns = (tuple(key) + (slice(None), slice(None)))[:2] if isinstance(key, tuple) else (key, slice(None))
-        if rows is Ellipsis:
-            rows = slice(None)
-        if isinstance(rows, (int, np.integer)):
-            row = int(rows) + (self.shape[0] if rows < 0 else 0)
-            if not 0 <= row < self.shape[0]:
-                raise IndexError(f"row {rows} is out of range for {self.shape[0]} rows")
-            return self._rows(row, row + 1)[0, columns]
-        if isinstance(rows, slice):
-            start, stop, step = rows.indices(self.shape[0])
-            if step == 1:
-                return self._rows(start, max(start, stop))[:, columns]
-        wanted = np.arange(self.shape[0])[rows]
-        if not wanted.size:
-            return np.empty((0, self.shape[1]), self.dtype)[:, columns]
-        low = int(wanted.min())
-        return self._rows(low, int(wanted.max()) + 1)[wanted - low][:, columns]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self._rows(0, self.shape[0])
-        return data if dtype is None else data.astype(dtype)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
-class FlatRows(RowReader):
-    """N-D data left in its file, seen in its 2-D form: the leading `row_axes` axes are the rows.
-
-    A block of rows is read as at most two hyperslabs per row axis of the N-D array (a flat range
-    of rows crosses the file's slabs), straight into the block: no dask, no second copy of the
-    data, each byte read once.
-    """
-
-    def __init__(self, array: Any, row_axes: int) -> None:
-        self.array = array if isinstance(array, FileArray) else FileArray(array)
-        self.row_shape, column_shape = tuple(array.shape[:row_axes]), tuple(array.shape[row_axes:])
-        self.shape = (math.prod(self.row_shape), math.prod(column_shape))
-        self.dtype = np.dtype(array.dtype)
-        self.row_alignment = math.prod(self.row_shape[1:])
-
-    def _rows(self, start: int, stop: int) -> np.ndarray:
-        if not self.row_shape:
-            return self.array[()].reshape(self.shape)[start:stop]
-        pieces = _slabs(start, stop, self.row_shape)
-        if len(pieces) == 1:
-            return self.array[pieces[0]].reshape(-1, self.shape[1])
-        block = np.empty((stop - start, self.shape[1]), self.dtype)
-        filled = 0
-        for piece in pieces:
-            part = self.array[piece].reshape(-1, self.shape[1])
-            block[filled : filled + len(part)] = part
-            filled += len(part)
-        return block
-
-
-class NDRows:
-    """The N-D form of 2-D (positions, spectral) data read by rows: basic N-D indexing (ints and
-    slices) reads only the rows of the slowest axis it touches, in one read, and reshapes them.
-
-    The data stays where it is (h5py, `FileArray`, a `RowReader`, numpy); xarray's backend array and
-    dask's chunks (one slab range of the slowest axis each) read through it.
-    """
-
-    def __init__(self, data: Any, shape: tuple[int, ...], position_shape: tuple[int, ...]) -> None:
-        self.data, self.shape, self.dtype, self.ndim = data, tuple(shape), np.dtype(data.dtype), len(shape)
-        self.rows_per_step = math.prod(position_shape[1:])  # positions per step of the slowest position dim
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        key = tuple(key) if isinstance(key, tuple) else (key,)
-        if Ellipsis in key:
-            at = key.index(Ellipsis)
-            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1 :]
-        key = key + (slice(None),) * (self.ndim - len(key))
-        steps = np.arange(self.shape[0])[key[0]]
-        if np.size(steps) == 0:
-            return np.empty((0, *self.shape[1:]), self.dtype)[(slice(0, 0), *key[1:])]
-        low, high = int(np.min(steps)), int(np.max(steps)) + 1
-        block = np.asarray(self.data[low * self.rows_per_step : high * self.rows_per_step]).reshape((high - low, *self.shape[1:]))
-        first = steps - low if isinstance(key[0], slice) else int(steps) - low
-        if isinstance(key[0], slice) and (key[0].step or 1) > 0:
-            first = slice(int(steps[0]) - low, int(steps[-1]) - low + 1, key[0].step)
-        return block[(first, *key[1:])]
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        data = self[()]
-        return data if dtype is None else data.astype(dtype)
 
 
 ALLOWED_KINDS = "iufc"
@@ -709,7 +517,7 @@ class Dataset:
         A read that fails in the file's library (h5py, netCDF, a reader's dask graph) is an
         `UnreadableFileError` naming the source.
         """
-        if not isinstance(self.data, np.ndarray) or _is_file_backed(self.data):
+        if not isinstance(self.data, np.ndarray) or is_file_backed(self.data):
             try:
                 self.data = np.array(self.data)
             except RecursionError:

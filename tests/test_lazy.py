@@ -1,0 +1,35 @@
+"""The hub's lazy readers: row ranges as hyperslabs, 2-D rows of N-D data, N-D views of rows."""
+
+import numpy as np
+import pytest
+
+from usidbridge.lazy import FlatRows, NDRows, _slabs
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
+def test_every_flat_range_is_a_few_hyperslabs_in_order(shape):
+    array = np.arange(np.prod(shape)).reshape(shape)
+    for start in range(array.size + 1):
+        for stop in range(start, array.size + 1):
+            pieces = _slabs(start, stop, shape)
+            assert len(pieces) <= 2 * len(shape)
+            read = np.concatenate([array[piece].ravel() for piece in pieces]) if pieces else np.array([], int)
+            assert np.array_equal(read, np.arange(start, stop)), (start, stop)
+
+
+def test_flat_rows_index_like_the_2d_array():
+    array = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)
+    rows, expected = FlatRows(array, 2), array.reshape(6, 20)
+    for key in [np.s_[:], np.s_[1:5], np.s_[3], np.s_[-1], np.s_[::2], np.s_[4:1], np.s_[1:5, 3], np.s_[..., 2], np.s_[[0, 5]], np.s_[()]]:
+        assert np.array_equal(rows[key], expected[key]), key
+    assert np.array_equal(np.asarray(rows), expected) and rows.row_alignment == 3  # rows (2, 3): a slab is 3 rows
+    assert np.array_equal(np.asarray(FlatRows(array, 0)), array.reshape(1, -1))
+    with pytest.raises(IndexError):
+        rows[6]
+
+
+def test_nd_rows_index_like_the_nd_array():
+    expected = np.arange(7 * 5 * 3 * 4).reshape(7, 5, 3, 4)
+    view = NDRows(expected.reshape(105, 4), expected.shape, (7, 5, 3))
+    for key in [np.s_[2], np.s_[1:4, ::2], np.s_[::-2, 1, :, 3], np.s_[5:2], np.s_[-1, -1, -1, -1], np.s_[..., 1:3], np.s_[()]]:
+        assert np.array_equal(view[key], expected[key]), key

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
 from usidbridge.codec import load_json, plain
-from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows
+from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
@@ -189,8 +189,11 @@ def _spectroscopic_axes(array: Any, override: Sequence[str] | int | None) -> lis
     return [len(names) - 1] if len(names) >= 3 else []
 
 
-def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None) -> Dataset:
-    """One Dataset from a DataArray (lazy stays lazy); see the module text for the dims rule."""
+def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None, data: Any = None) -> Dataset:
+    """One Dataset from a DataArray (lazy stays lazy); see the module text for the dims rule.
+
+    `data`, when given, is the array's values read another way (its variable in the file, as it is stored).
+    """
     attrs = dict(array.attrs)
     quantity = str(attrs.get("quantity", attrs.get("long_name", array.name if array.name is not None else "data")))
     metadata = _ours(attrs, METADATA, dict) if METADATA in attrs else {}
@@ -198,7 +201,7 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
     if foreign:
         metadata["netcdf"] = foreign
     attributes = {"quantity": quantity, "units": str(attrs.get("units", "")), "metadata": metadata, "source": source}
-    data = array.data
+    data = array.data if data is None else data
     if NON_GRID in attrs:
         names = _ours(attrs, NON_GRID, list)
         labels = [str(array.coords[name].attrs.get(ORIGINAL_NAME, name)) for name in names]
@@ -215,14 +218,21 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
     return from_labelled(data, _dims_of(array), _spectroscopic_axes(array, spectroscopic), **attributes)
 
 
-def from_xarray(obj: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None) -> list[Dataset]:
-    """Datasets from a DataArray, or from every data variable (with at least one dim) of an xarray Dataset."""
+def from_xarray(obj: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None, stored: Mapping[str, Any] | None = None) -> list[Dataset]:
+    """Datasets from a DataArray, or from every data variable (with at least one dim) of an xarray Dataset.
+
+    `stored` gives, by name, variables to read from the file as they are stored (see `_direct_variables`).
+    """
     import xarray
 
     if isinstance(obj, xarray.DataArray):
         return [from_dataarray(obj, spectroscopic, source)]
-    decoded = _decode(obj)
-    return [from_dataarray(decoded[name], spectroscopic, f"{source}::{name}" if source else str(name)) for name in decoded.data_vars if decoded[name].ndim >= 1]
+    decoded, stored = _decode(obj), stored or {}
+    return [
+        from_dataarray(decoded[name], spectroscopic, f"{source}::{name}" if source else str(name), stored.get(str(name)))
+        for name in decoded.data_vars
+        if decoded[name].ndim >= 1
+    ]
 
 
 def _encode(dataset: Any) -> Any:
@@ -333,8 +343,8 @@ def _refuse_link_cycles(path: Path) -> None:
         raise UnreadableFileError(f"the HDF5 link /{external} is an external link; netCDF files hold none, and usidbridge does not follow them", path)
 
 
-def _in_row_blocks(opened: Any) -> Any:
-    """Every data variable as dask in blocks of whole slabs of its slowest dim, about `LAZY_BLOCK_BYTES` each.
+def _in_row_blocks(opened: Any, skip: Collection[str] = ()) -> Any:
+    """Every data variable (but those in `skip`) as dask in blocks of whole slabs of its slowest dim, about `LAZY_BLOCK_BYTES` each.
 
     These are the blocks of positions the writers copy, so each is read from the file once. xarray's
     own ``chunks={}`` takes the file's chunking, which is one chunk for contiguous variables: every
@@ -342,7 +352,7 @@ def _in_row_blocks(opened: Any) -> Any:
     """
     for name in list(opened.data_vars):
         variable = opened[name]
-        if variable.ndim:
+        if variable.ndim and str(name) not in skip:
             row_bytes = max(1, int(np.prod(variable.shape[1:])) * variable.dtype.itemsize)
             opened[name] = variable.chunk({variable.dims[0]: max(1, LAZY_BLOCK_BYTES // row_bytes), **{dim: -1 for dim in variable.dims[1:]}})
     return opened
@@ -351,13 +361,13 @@ def _in_row_blocks(opened: Any) -> Any:
 CF_ENCODINGS = ("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max", "valid_range")
 
 
-def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | int | None) -> dict[str, tuple[Any, int]]:
-    """Data variables of a netCDF-4 file that h5py reads as they are, by name: their HDF5 datasets and position axes.
+def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | int | None) -> dict[str, Any]:
+    """Data variables of a netCDF-4 file that h5py reads as they are, by name: their HDF5 datasets.
 
     A variable qualifies when what xarray decodes is exactly what the file stores (same shape and
     dtype, no CF scaling or masking beyond a NaN fill of floats) and its axes need no moving
     (spectroscopic dims last). Those are then read by blocks of rows straight from the file
-    (`FlatRows`): no dask, no netCDF-C. Others, and netCDF-3 files, are read through xarray.
+    (`usidbridge.lazy.FlatRows`): no dask, no netCDF-C. Others, and netCDF-3 files, are read through xarray.
     """
     import h5py
 
@@ -378,7 +388,7 @@ def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | in
             continue
         spectral = _spectroscopic_axes(variable, spectroscopic)
         if spectral == list(range(variable.ndim - len(spectral), variable.ndim)):
-            found[str(name)] = (stored, variable.ndim - len(spectral))
+            found[str(name)] = stored
     return found
 
 
@@ -393,19 +403,14 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
     try:
         with damaged_hdf5(path, "netCDF"):
+            stored = {}
             if lazy:
-                direct = _direct_variables(path, opened, spectroscopic)
-                opened = _in_row_blocks(opened)
+                stored = {name: FileArray(require_backed(variable, path)) for name, variable in _direct_variables(path, opened, spectroscopic).items()}
+                opened = _in_row_blocks(opened, skip=stored)
             else:
                 opened = opened.load()
                 opened.close()
-            datasets = from_xarray(opened, spectroscopic, source=str(path))
-            if lazy:
-                for dataset in datasets:
-                    stored, position_axes = direct.get(str(dataset.source).rsplit("::", 1)[-1], (None, 0))
-                    rows = FlatRows(FileArray(require_backed(stored, path)), position_axes) if stored is not None else None
-                    if rows is not None and rows.shape == dataset.shape:
-                        dataset.data = rows
+            datasets = from_xarray(opened, spectroscopic, source=str(path), stored=stored)
     except ModelError as error:
         raise UnreadableFileError(error.message, path) from None
     if not datasets:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import usidbridge as ub
-from usidbridge.images import dataset_to_stack, fill_stack, transpose_into
+from usidbridge.images import StackRows, dataset_to_stack, fill_stack, transpose_into
 
 
 @settings(max_examples=60, deadline=None)
@@ -44,3 +44,18 @@ def test_transpose_into(shape):
     target = np.empty(shape[::-1])
     transpose_into(target, block)
     assert np.array_equal(target, block.T)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.lists(st.integers(1, 4), min_size=1, max_size=3))
+def test_stack_rows_read_any_row_range_exactly(position_sizes, spectral_sizes):
+    """The inverse of fill_stack: rows transposed out of a stack equal the 2-D data, for every row range."""
+    pos = [ub.Dimension(f"p{number}", "m", size) for number, size in enumerate(position_sizes)]
+    spec = [ub.Dimension(f"s{number}", "s", size) for number, size in enumerate(spectral_sizes)]
+    array = np.arange(np.prod(position_sizes + spectral_sizes), dtype=np.int32).reshape(position_sizes + spectral_sizes)
+    dataset = ub.Dataset.from_ndarray(array, pos, spec)
+    rows = StackRows(np.ascontiguousarray(dataset_to_stack(dataset)[0]), dataset)
+    flat = array.reshape(dataset.shape)
+    for start in range(flat.shape[0] + 1):
+        for stop in range(start, flat.shape[0] + 1):
+            assert np.array_equal(rows[start:stop], flat[start:stop])

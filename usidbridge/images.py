@@ -93,6 +93,18 @@ def _stack_view(stack: np.ndarray, dataset: Dataset) -> np.ndarray:
     return view
 
 
+def _exchange(rows: np.ndarray, frames: np.ndarray, into_frames: bool) -> None:
+    """Copy between a block of rows (pixels, spectral points) and its part of a stack view (outer,
+    inner, pixels), one tiled transpose per frame when spectral points lie inside the image plane."""
+    outer, inner, _pixels = frames.shape
+    pairs = [(rows, frames[:, 0])] if inner == 1 else [(rows[:, frame * inner : (frame + 1) * inner], frames[frame]) for frame in range(outer)]
+    for row_part, frame_part in pairs:
+        if into_frames:
+            transpose_into(frame_part, row_part)
+        else:
+            transpose_into(row_part, frame_part)
+
+
 class StackRows(RowReader):
     """The 2-D (positions, spectral) form of an image stack in memory or memory-mapped (the inverse of
     `fill_stack`): each block of rows is transposed out of the frames in cache-sized tiles.
@@ -107,17 +119,12 @@ class StackRows(RowReader):
         self.row_alignment = self.view.shape[3]
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
-        leading, outer, inner, plane = self.view.shape
+        plane = self.view.shape[3]
         block = np.empty((stop - start, self.shape[1]), self.dtype)
         for lead in range(start // plane, -(-stop // plane)):
             first, last = max(start, lead * plane), min(stop, (lead + 1) * plane)
-            target = block[first - start : last - start]
             pixels = slice(first - lead * plane, last - lead * plane)
-            if inner == 1:
-                transpose_into(target, self.view[lead, :, 0, pixels])
-            else:
-                for frame in range(outer):
-                    transpose_into(target[:, frame * inner : (frame + 1) * inner], self.view[lead, frame, :, pixels])
+            _exchange(block[first - start : last - start], self.view[lead, :, :, pixels], into_frames=False)
         return block
 
 
@@ -138,7 +145,7 @@ def fill_stack(stack: np.ndarray, dataset: Dataset, block_bytes: int = COPY_BLOC
     stays at one block whatever the file size, and each chunk of an h5USID file is read once.
     """
     view = _stack_view(stack, dataset)
-    leading, outer, inner, plane = view.shape
+    leading, plane = view.shape[0], view.shape[3]
     itemsize = dataset.dtype.itemsize
     rows = max(1, block_bytes // max(1, dataset.shape[1] * itemsize))
     total = dataset.shape[0] * dataset.shape[1] * itemsize
@@ -146,11 +153,7 @@ def fill_stack(stack: np.ndarray, dataset: Dataset, block_bytes: int = COPY_BLOC
         for start in range(0, plane, rows):
             stop = min(plane, start + rows)
             block = np.asarray(dataset.data[lead * plane + start : lead * plane + stop])
-            if inner == 1:
-                transpose_into(view[lead, :, 0, start:stop], block)
-            else:
-                for frame in range(outer):
-                    transpose_into(view[lead, frame, :, start:stop], block[:, frame * inner : (frame + 1) * inner])
+            _exchange(block, view[lead, :, :, start:stop], into_frames=True)
             progress.advance((lead * plane + stop) * dataset.shape[1] * itemsize, total)
 
 

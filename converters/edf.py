@@ -371,13 +371,15 @@ def _header_blocks(headers: list[dict[str, str]], height: int, width: int, dtype
     if dtype.name not in NUMPY_EDF_DTYPE:
         raise UnsupportedFeatureError(f"EDF has no data type for {dtype}; EDF holds {', '.join(NUMPY_EDF_DTYPE)}")
     size = height * width * dtype.itemsize
+    structural_keys = {key.upper() for key in STRUCTURAL_KEYS}
     texts = []
     for index, header in enumerate(headers):
+        header = {key: value for key, value in header.items() if key.upper() not in structural_keys}  # ours describe the data, as FabIO's do
         structural = {
             "EDF_DataBlockID": f"{index}.Image.Psd",
             "EDF_BinarySize": size,
             "EDF_HeaderSize": "{header_size:5d}",
-            "ByteOrder": "LowByteFirst" if dtype.byteorder == "<" or (dtype.byteorder in "=|" and np.little_endian) else "HighByteFirst",
+            "ByteOrder": "LowByteFirst" if np.little_endian else "HighByteFirst",  # the data is written in native order
             "DataType": NUMPY_EDF_DTYPE[dtype.name],
             "Dim_1": width,
             "Dim_2": height,

@@ -389,6 +389,8 @@ def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | in
         spectral = _spectroscopic_axes(variable, spectroscopic)
         if spectral == list(range(variable.ndim - len(spectral), variable.ndim)):
             found[str(name)] = stored
+    if not found:
+        file.close()  # else it stays open for the lazy datasets that read from it
     return found
 
 

@@ -205,3 +205,10 @@ def test_fabio_reader_raises_only_our_errors(tmp_path):
     pnmimage.PnmImage(data=rgb).write(str(tmp_path / "rgb.pnm"))  # FabIO cannot read back its own colour PNM
     for path in (tmp_path / "rgb.pnm", FIXTURES / "demo_scans.spec"):
         assert_one_line_error(run("convert", path, tmp_path / "out.h5", "--from", "edf"), str(path))
+
+
+def test_metadata_cannot_override_the_keys_that_describe_the_data(tmp_path, fabio):
+    """Header keys that describe the frame (Dim_N, Size, DataType, ...) are ours, whatever the metadata says, as in FabIO."""
+    dataset = ub.Dataset.from_ndarray(np.arange(12, dtype=np.float32).reshape(3, 4), [ub.Dimension("Y", "", 3), ub.Dimension("X", "", 4)], metadata={"edf": {"header": {"Dim_1": "999", "size": "1", "Title": "kept"}}})
+    peer = fabio.open(str(ub.write(dataset, tmp_path / "keys.edf")))
+    assert peer.data.shape == (3, 4) and peer.header["Title"] == "kept" and np.array_equal(peer.data, dataset.to_ndarray(squeeze=True))

@@ -25,6 +25,7 @@ file) so a damaged file gives one error with a byte offset instead of a padded i
 from __future__ import annotations
 
 import glob
+import math
 import re
 import struct
 from collections.abc import Sequence
@@ -133,8 +134,9 @@ class _Frames:
             headers.append(header)
         return headers
 
-    def _memmap(self, path: Path, image: Any) -> Any | None:
-        """The frames of one EDF file as one memory-mapped (frames, Y, X) array, or None when not possible."""
+    def _layout(self, path: Path, image: Any) -> tuple[np.dtype, tuple[int, ...], list[int]] | None:
+        """(dtype, stack shape, byte offset of each frame) of one EDF file whose frames are one
+        uncompressed stack of equal 2-D frames at equal distances, else None."""
         frames = getattr(image, "_frames", None)
         if not frames or any(dict(f.header).get("Compression", "None").lower() not in ("none", "") for f in frames):
             return None
@@ -142,35 +144,53 @@ class _Frames:
         dtypes = {_frame_dtype(dict(f.header), path) for f in frames}
         if any(f.shape != first.shape for f in frames) or len(dtypes) != 1 or len(first.shape) != 2:
             return None  # not one stack of 2-D frames: read, and checked by the caller
-        (dtype,) = dtypes
         starts = [f.start for f in frames]
-        stride = starts[1] - starts[0] if len(starts) > 1 else first.blobsize
-        if any(b - a != stride for a, b in zip(starts, starts[1:])):
+        if any(b - a != starts[1] - starts[0] for a, b in zip(starts, starts[1:])):
             return None
+        return dtypes.pop(), (len(frames), *first.shape), starts
+
+    @staticmethod
+    def _memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...], starts: list[int]) -> np.ndarray:
+        """The frames as one memory-mapped (frames, Y, X) array."""
+        frame_bytes = math.prod(shape[1:]) * dtype.itemsize
+        stride = starts[1] - starts[0] if len(starts) > 1 else frame_bytes
         whole = np.memmap(path, dtype=np.uint8, mode="r")
-        return np.ndarray(
-            (len(frames), *first.shape),
-            dtype=dtype,
-            buffer=whole,
-            offset=first.start,
-            strides=(stride, first.shape[1] * dtype.itemsize, dtype.itemsize),
-        )
+        return np.ndarray(shape, dtype=dtype, buffer=whole, offset=starts[0], strides=(stride, shape[2] * dtype.itemsize, dtype.itemsize))
+
+    @staticmethod
+    def _read_into(stack: np.ndarray, path: Path, starts: list[int]) -> None:
+        """Fill `stack` (frames, Y, X) with the frames at `starts`: readinto, at the speed of the page
+        cache (copying a memory map pays a page fault every 4 KiB, 1.4x slower)."""
+        frame_bytes = stack[0].nbytes
+        contiguous = all(b - a == frame_bytes for a, b in zip(starts, starts[1:]))
+        pieces = [(starts[0], memoryview(stack.reshape(-1)).cast("B"))] if contiguous else [(start, memoryview(frame.reshape(-1)).cast("B")) for start, frame in zip(starts, stack)]
+        with open(path, "rb", buffering=0) as handle:
+            for start, target in pieces:
+                handle.seek(start)
+                while target.nbytes:
+                    count = handle.readinto(target)
+                    if not count:
+                        raise UnreadableFileError(f"the file ended while reading the frame data from byte {start} (was it truncated while being read?)", path)
+                    target = target[count:]
 
     def stack(self, lazy: bool) -> Any:
-        """All frames as (frames, Y, X): memory maps where the frames are uncompressed, else read.
-
-        Eager reads map the file too: the data is then copied once, into its USID layout.
-        """
+        """All frames as (frames, Y, X): memory maps where the frames are uncompressed (lazy), read
+        into one array in memory (eager), or decoded by FabIO (compressed frames)."""
         parts = []
         for path, image in self.images:
-            mapped = self._memmap(path, image)
-            if mapped is None:
+            layout = self._layout(path, image)
+            if layout is None:
                 with silenced("fabio"):
                     frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
                 if len({frame.shape for frame in frames}) > 1:
                     raise UnreadableFileError(f"the frames have different shapes {sorted({frame.shape for frame in frames})}; a stack needs one", path)
-                mapped = np.stack(frames)
-            parts.append(mapped)
+                parts.append(np.stack(frames))
+            elif lazy:
+                parts.append(self._memmap(path, *layout))
+            else:
+                dtype, shape, starts = layout
+                parts.append(np.empty(shape, dtype))
+                self._read_into(parts[-1], path, starts)
         if len(parts) == 1:
             return parts[0]
         if lazy:

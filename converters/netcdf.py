@@ -27,6 +27,7 @@ lazily: only the ancillary datasets are read at open, the Main data stays in the
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Collection, Mapping, Sequence
@@ -39,7 +40,7 @@ from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
 from usidbridge.codec import load_json, plain
-from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows
+from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows, OrderedRows
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
 
@@ -315,12 +316,21 @@ def write_file(datasets: Sequence[Dataset], path: Path, engine: str = "netcdf4",
         raise UnsupportedFeatureError(f"unknown netCDF engine {engine!r}; use netcdf4 or h5netcdf")
     if compression not in (None, "none", "gzip"):
         raise UnsupportedFeatureError(f"netCDF compresses with gzip (zlib) only, not {compression!r}: other readers could not open the file")
-    encoded = _encode(to_xarray_dataset(datasets))
+    encoded = _encode(to_xarray_dataset([_c_ordered(dataset) for dataset in datasets]))
     encoding = {name: {"zlib": True, "complevel": 4} for name in encoded.data_vars if encoded[name].ndim} if compression == "gzip" else None
     with warnings.catch_warnings():  # xarray's notice about big-endian input, which it converts as it should
         warnings.filterwarnings("ignore", "endian-ness of dtype and endian kwarg do not match", UserWarning)
         with progress.dask_tasks():
             encoded.to_netcdf(path, engine=engine, encoding=encoding)
+
+
+def _c_ordered(dataset: Dataset) -> Dataset:
+    """`dataset`, its data read by rows in C order when it is a column-major array (see `OrderedRows`)."""
+    if not isinstance(dataset.data, np.ndarray) or dataset.data.flags.c_contiguous:
+        return dataset
+    ordered = copy.copy(dataset)
+    ordered.data = OrderedRows(dataset.data)
+    return ordered
 
 
 def _refuse_link_cycles(path: Path) -> None:

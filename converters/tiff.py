@@ -246,13 +246,13 @@ def _frame_dims(axes: str, shape: Sequence[int], imagej: dict[str, Any], unit: s
     return dims
 
 
-def _array(tif: Any, path: Path, index: int) -> Any:
-    """The series data: memory-mapped when the file allows it (uncompressed, contiguous), else read.
-
-    Eager reads map the file too: the data is then copied once, into its USID layout.
-    """
+def _array(tif: Any, path: Path, index: int, lazy: bool) -> Any:
+    """The series data: lazily, memory-mapped when the file allows it (uncompressed, contiguous);
+    eagerly, read by tifffile into one array in file order (as fast as the file, no transpose)."""
     import tifffile
 
+    if not lazy:
+        return tif.series[index].asarray()
     try:
         return tifffile.memmap(path, series=index, mode="r")
     except ValueError:  # not memory-mappable: compressed, tiled, or pages apart
@@ -281,12 +281,12 @@ def _stored_description(tif: Any, imagej: dict[str, Any], index: int, path: Path
     return None
 
 
-def read_series(tif: Any, path: Path, index: int, frames: str) -> Dataset:
+def read_series(tif: Any, path: Path, index: int, frames: str, lazy: bool) -> Dataset:
     series = tif.series[index]
     page = series.pages[0]
     imagej = dict(tif.imagej_metadata or {}) if tif.is_imagej else {}
     description = _stored_description(tif, imagej, index, path)
-    array = _array(tif, path, index)
+    array = _array(tif, path, index, lazy)
     axes = series.axes
     source = f"{path}::series{index}"
     if axes.endswith("S") and series.shape[-1] in (3, 4) and int(page.photometric) == 2:
@@ -387,7 +387,7 @@ class TiffFormat(Format):
 
         try:
             with silenced("tifffile"), tifffile.TiffFile(path) as tif:
-                datasets = [read_series(tif, path, index, frames) for index in range(len(tif.series))]
+                datasets = [read_series(tif, path, index, frames, lazy) for index in range(len(tif.series))]
                 return datasets if lazy else [dataset.load() for dataset in datasets]
         # tifffile checks little of a damaged file: its own error, or an assertion, or whatever Python raises on the bad values
         except (tifffile.TiffFileError, AssertionError, ValueError, OSError, KeyError, IndexError, RuntimeError, TypeError, OverflowError, ZeroDivisionError, struct.error) as error:

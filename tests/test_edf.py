@@ -212,3 +212,28 @@ def test_metadata_cannot_override_the_keys_that_describe_the_data(tmp_path, fabi
     dataset = ub.Dataset.from_ndarray(np.arange(12, dtype=np.float32).reshape(3, 4), [ub.Dimension("Y", "", 3), ub.Dimension("X", "", 4)], metadata={"edf": {"header": {"Dim_1": "999", "size": "1", "Title": "kept"}}})
     peer = fabio.open(str(ub.write(dataset, tmp_path / "keys.edf")))
     assert peer.data.shape == (3, 4) and peer.header["Title"] == "kept" and np.array_equal(peer.data, dataset.to_ndarray(squeeze=True))
+
+
+def test_eager_read_is_the_file_order_in_memory_and_writes_like_the_lazy_read(tmp_path):
+    frames = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    path = tmp_path / "stack.edf"
+    path.write_bytes(edf_bytes(list(frames), "FloatValue"))
+    (eager,), (lazy,) = ub.read(path), ub.read(path, lazy=True)
+    assert isinstance(eager.data, np.ndarray) and eager.data.strides == (4, 6 * 7 * 4)  # pixels x frames, a view of the frames as read
+    assert np.array_equal(eager.to_ndarray(), np.moveaxis(frames, 0, -1)) and np.array_equal(eager.data, np.asarray(lazy.data))
+    for suffix in (".h5", ".nxs", ".nc", ".tif", ".edf", ".spec"):
+        from_eager, from_lazy = (ub.read(ub.write(dataset, tmp_path / f"{name}{suffix}")) for name, dataset in (("eager", eager), ("lazy", lazy)))
+        assert len(from_eager) == len(from_lazy) and all(np.array_equal(a.data, b.data) for a, b in zip(from_eager, from_lazy)), suffix
+        if suffix != ".spec":  # SPEC text gives the pixel coordinates back as columns of their own
+            assert np.array_equal(from_eager[0].to_ndarray(), eager.to_ndarray()), suffix
+
+
+def test_a_file_cut_while_being_read_is_one_clear_error(tmp_path):
+    from usidbridge.converters.edf import _Frames
+
+    path = tmp_path / "cut.edf"
+    path.write_bytes(edf_bytes([np.ones((4, 4), np.uint16)] * 2, "UnsignedShort"))
+    stack = np.empty((2, 4, 4), np.uint16)
+    with pytest.raises(UnreadableFileError, match="ended while reading") as error:
+        _Frames._read_into(stack, path, [512, path.stat().st_size - 8])
+    assert str(path) in str(error.value)

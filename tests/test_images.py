@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import usidbridge as ub
-from usidbridge.images import StackRows, dataset_to_stack, fill_stack, transpose_into
+from usidbridge.images import StackRows, dataset_to_stack, fill_stack
+from usidbridge.lazy import transpose_into
 
 
 @settings(max_examples=60, deadline=None)

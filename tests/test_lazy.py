@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from usidbridge.lazy import FlatRows, NDRows, _slabs
+from usidbridge.lazy import FlatRows, NDRows, OrderedRows, _slabs, c_ordered
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -33,3 +33,15 @@ def test_nd_rows_index_like_the_nd_array():
     view = NDRows(expected.reshape(105, 4), expected.shape, (7, 5, 3))
     for key in [np.s_[2], np.s_[1:4, ::2], np.s_[::-2, 1, :, 3], np.s_[5:2], np.s_[-1, -1, -1, -1], np.s_[..., 1:3], np.s_[()]]:
         assert np.array_equal(view[key], expected[key]), key
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 1), (7, 3), (1000, 5), (3, 20000)])
+def test_column_major_rows_are_read_in_c_order(shape):
+    column_major = np.asfortranarray(np.arange(np.prod(shape), dtype=np.int32).reshape(shape))
+    ordered = c_ordered(column_major)
+    assert ordered.flags.c_contiguous and np.array_equal(ordered, column_major)
+    rows = OrderedRows(column_major)
+    for key in [np.s_[:], np.s_[1:5], np.s_[::3]] + ([np.s_[-1]] if shape[0] else []):
+        assert np.array_equal(rows[key], column_major[key]), key
+    c_order = np.ascontiguousarray(column_major)
+    assert c_ordered(c_order) is c_order

@@ -22,6 +22,7 @@ import numpy as np
 from . import progress
 from .codec import decode_value, encode_value, is_encoded
 from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError
+from .lazy import c_ordered
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
@@ -427,7 +428,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
         step -= step % alignment
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        target[start:stop] = np.asarray(data[start:stop])
+        target[start:stop] = c_ordered(np.asarray(data[start:stop]))
         progress.advance(stop * row_bytes, rows * row_bytes)
 
 
@@ -445,7 +446,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     slab_bytes = slab * np.dtype(target.dtype).itemsize
     for start in range(0, target.shape[0], step):
         stop = min(target.shape[0], start + step)
-        block = np.asarray(data[start * slab_rows : stop * slab_rows])
+        block = c_ordered(np.asarray(data[start * slab_rows : stop * slab_rows]))
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
 

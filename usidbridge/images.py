@@ -19,7 +19,7 @@ import numpy as np
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
 from .hdf import COPY_BLOCK_BYTES
-from .lazy import RowReader
+from .lazy import RowReader, is_file_backed, transpose_into
 from .model import Dataset, Dimension
 
 FRAMES_AS = ("spectroscopic", "position")
@@ -63,16 +63,6 @@ def dataset_to_stack(dataset: Dataset) -> tuple[Any, list[Dimension]]:
     order = stack_order(dataset)
     nd = dataset.lazy_data.reshape(dataset.nd_shape)  # a view for numpy, lazy for h5py and dask: nothing is read here
     return nd.transpose(order), [dataset.dims[axis] for axis in order]
-
-
-TILE_BYTES = 2**16  # a transposed tile this size stays in the CPU cache: 2-3x faster than numpy's whole-block transpose
-
-
-def transpose_into(target: np.ndarray, block: np.ndarray) -> None:
-    """``target[...] = block.T`` for 2-D arrays, in cache-sized tiles of rows of `block`."""
-    rows = max(8, TILE_BYTES // max(1, block.shape[1] * block.dtype.itemsize))
-    for start in range(0, block.shape[0], rows):
-        target[:, start : start + rows] = block[start : start + rows].T
 
 
 def _stack_view(stack: np.ndarray, dataset: Dataset) -> np.ndarray:
@@ -129,11 +119,15 @@ class StackRows(RowReader):
 
 
 def read_by_rows(dataset: Dataset, stack: Any) -> Dataset:
-    """`dataset`, read from `stack` (numpy or a memory map, laid out as `dataset_to_stack` gives it) by
+    """`dataset`, read from `stack` (a memory-mapped file, laid out as `dataset_to_stack` gives it) by
     blocks of rows with tiled transposes, where its 2-D form is not a contiguous view of the stack
-    (a strided view of pixels x frames would be gathered element by element wherever it is read)."""
+    (a strided view of pixels x frames would be gathered element by element wherever it is read).
+
+    A stack in memory (an eager read) stays as it is: its 2-D form is then a strided view, read
+    at the speed of the file with no transpose, and numpy follows the strides wherever it is used.
+    """
     plain = isinstance(dataset.data, np.ndarray) and dataset.data.flags.c_contiguous and np.shares_memory(dataset.data, stack)
-    if isinstance(stack, np.ndarray) and dataset.is_grid and not plain:
+    if isinstance(stack, np.ndarray) and is_file_backed(stack) and dataset.is_grid and not plain:
         dataset.data = StackRows(stack, dataset)
     return dataset
 

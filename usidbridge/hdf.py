@@ -60,10 +60,10 @@ MAX_COMPRESSION_RATIO = 1000
 def foreign_storage(dataset: h5py.Dataset) -> str | None:
     """Why `dataset` must not be read: its raw data lives in files outside the HDF5 file's folder
     (HDF5 external storage or virtual-dataset sources), which a hostile file could point anywhere."""
-    folder = Path(dataset.file.filename).resolve().parent
     sources = [name for name, *_ in (dataset.external or [])]
     if dataset.is_virtual:
         sources += [source.file_name for source in dataset.virtual_sources() if source.file_name != "."]
+    folder = Path(dataset.file.filename).resolve().parent if sources else None
     for source in sources:
         name = source.decode() if isinstance(source, bytes) else str(source)
         if not (folder / name).resolve().is_relative_to(folder):

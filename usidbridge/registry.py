@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "usidbridge.formats"
 log = logging.getLogger("usidbridge")
 HEAD_BYTES = 4096
+SURE = 2  # the highest sniff score: the content is the format's own
 
 Support = Literal["carries", "encodes", "refuses", "loses"]
 
@@ -256,11 +257,13 @@ def detect(path: str | Path) -> Format:
     with sniffing():  # the HDF5-based formats share one open file
         for rank, format in enumerate(_REGISTRY.values()):
             try:
-                score = int(format.sniff(head, path))
+                score = min(SURE, int(format.sniff(head, path)))
             except Exception:
                 score = 0
             if score > 0:
                 scored.append((score, suffix in format.extensions, -rank, format))
+            if score == SURE and suffix in format.extensions:
+                break  # no format after this one can rank higher: ties go to the earlier
     best = max(scored, key=lambda item: item[:3]) if scored else None
     others = ", ".join(f"{format.name} ({score})" for score, _, _, format in scored if best is None or format is not best[3])
     if best is not None and best[0] >= 2:

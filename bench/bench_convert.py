@@ -1,8 +1,10 @@
 """Conversion paths at the machine's limit: each against the raw h5py work on the same bytes, in the same run.
 
-Run with `python bench/bench_convert.py [--mib 1024 4096] [--rounds 3] [--record]`. Every step runs in
-a child process that times only the work (imports excluded) and samples its anonymous memory
-(memory maps and the page cache do not count). The machine's memory is touched once first
+Run with `python bench/bench_convert.py [--mib 1024 4096] [--rounds 3] [--steps NAME ...] [--record]`.
+Every step runs in a child process that has imported the libraries of every format (h5py, usidbridge,
+xarray, netCDF4, dask and what they import on first use) and times only the work, sampling its anonymous memory (memory maps and the
+page cache do not count). What importing costs once per process is a table of its own: a fresh
+process reading a small file of each format, against Python importing h5py and numpy. The machine's memory is touched once first
 (`machine.warm_memory`), then after a warm-up round, rounds alternate the order of the steps; the
 table gives the best time against the best baseline, the per-round ratios, and the peak anonymous
 memory against the data size. Files are on tmpfs (/dev/shm) where there is one, so that the disk's
@@ -26,22 +28,29 @@ SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None  # tmpfs: no disk wr
 sys.path.insert(0, str(HERE))
 from bench_images import SAMPLER  # noqa: E402
 from bench_writers import BASELINE as RAW_COPY  # noqa: E402
-from machine import warm_memory  # noqa: E402
+from machine import best, child_env, warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 TIMED = "\nimport time\n{setup}\n_bench_started = time.perf_counter()\n{work}\nprint(time.perf_counter() - _bench_started, peak_anon[0])"
-IMPORTS = "import h5py, numpy as np, usidbridge as ub"
+# Every step's process imports what any step uses, and what dask (distributed) and xarray (pint) import on
+# first use: what imports cost is measured once, by `fixed_costs`.
+IMPORTS = "import h5py, numpy as np, usidbridge as ub, xarray, netCDF4, dask.array, distributed, pint"
 RAW_READ = "with h5py.File({raw!r}, 'r') as file:\n    array = file['data'][()].reshape({nd_shape})"
 RAW_WRITE = "with h5py.File({out!r}, 'w') as file:\n    file.create_dataset('data', data=array)"
+DASK_COMPUTE = "file = h5py.File({raw!r}, 'r')\narray = dask.array.from_array(file['data'], chunks=((64 << 20) // ({spectral} * 4), {spectral})).reshape({nd_shape}).compute()"
+NEEDS = {"netCDF → h5USID": "netcdf", "NeXus → h5USID": "nexus", "h5USID → NeXus": "h5usid", "h5USID → netCDF": "h5usid", "h5USID read to N-D": "h5usid", "xarray engine=usid, .load().values": "h5usid", "HyperSpy lazy load + compute": "h5usid"}
 MEMORY = "array = np.ones({shape}, np.float32)\ndataset = ub.Dataset.from_ndarray(array.reshape({nd_shape}), [ub.Dimension('Y', 'nm', {side}), ub.Dimension('X', 'nm', {side})], [ub.Dimension('Bias', 'V', {spectral})], quantity='Current', units='A')"
 
 
 def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) -> dict[str, tuple[str, str, str]]:
     """name → (baseline name, setup code, work code)."""
     nd_shape = (side, side, shape[1])
+    files = {"raw": out.parent / "raw.h5", **{kind: out.parent / f"map{suffix}" for kind, suffix in SUFFIXES.items()}, **files}
     names = {"raw": str(files["raw"]), "out": str(out), "nd_shape": nd_shape, "shape": shape, "side": side, "spectral": shape[1]}
     convert = "ub.convert({source!r}, {out!r}, to='h5usid', overwrite=True)"
-    return {
+    # Every step writes a new file: on tmpfs, replacing a file needs fresh pages while truncating one reuses its own.
+    clear = f"\nimport os\nfor _path in {[str(out), str(out) + '.nxs', str(out) + '.nc']!r}:\n    os.path.exists(_path) and os.remove(_path)"
+    return {name: (baseline, setup + clear, work) for name, (baseline, setup, work) in {
         "raw h5py block copy": ("raw h5py block copy", IMPORTS, RAW_COPY.format(source=names["raw"], target=names["out"], name="data")),
         "netCDF → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["netcdf"]), out=str(out))),
         "NeXus → h5USID": ("raw h5py block copy", IMPORTS, convert.format(source=str(files["nexus"]), out=str(out))),
@@ -51,21 +60,25 @@ def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) 
         "h5USID read to N-D": ("raw h5py read + reshape (contiguous)", IMPORTS, f"array = ub.read({str(files['h5usid'])!r})[0].to_ndarray()"),
         "xarray engine=usid, .load().values": ("raw h5py read + reshape (contiguous)", IMPORTS + "\nimport xarray", f"array = xarray.open_dataset({str(files['h5usid'])!r}, engine='usid').load()['Current'].values"),
         "HyperSpy lazy load + compute": ("raw h5py read + reshape (contiguous)", IMPORTS + "\nimport hyperspy.api as hs\nfrom usidbridge.converters import hyperspy as converter", f"signal = hs.load({str(files['h5usid'])!r}, file_format=converter, lazy=True)\nsignal.compute(show_progressbar=False)"),
+        "dask over the raw file in 64 MiB chunks, compute (the floor of any chunked lazy array)": ("raw h5py read + reshape (contiguous)", IMPORTS, DASK_COMPUTE.format(**names)),
         "raw h5py write (contiguous)": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), RAW_WRITE.format(**names)),
         "h5USID write from memory": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), f"ub.write(dataset, {str(out)!r}, overwrite=True)"),
-    }
+    }.items()}
 
 
 def run(setup: str, work: str) -> tuple[float, float]:
-    result = subprocess.run([sys.executable, "-c", SAMPLER + TIMED.format(setup=setup, work=work)], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", SAMPLER + TIMED.format(setup=setup, work=work)], capture_output=True, text=True, env=child_env())
     if result.returncode:
         raise RuntimeError(f"benchmark step failed:\n{work}\n{result.stderr}")
     seconds, anon_kib = result.stdout.strip().splitlines()[-1].split()
     return float(seconds), int(anon_kib) / 1024
 
 
-def make_files(folder: Path, mib: int) -> tuple[dict[str, Path], tuple[int, int], int]:
-    """The same float32 spectral map (side x side positions x 256 points) as raw HDF5, h5USID, NeXus and netCDF."""
+SUFFIXES = {"h5usid": ".h5", "nexus": ".nxs", "netcdf": ".nc"}
+
+
+def make_files(folder: Path, mib: int, kinds: set[str]) -> tuple[dict[str, Path], tuple[int, int], int]:
+    """The same float32 spectral map (side x side positions x 256 points) as raw HDF5 and as the `kinds` of `SUFFIXES`."""
     import h5py
 
     import usidbridge as ub
@@ -82,8 +95,8 @@ def make_files(folder: Path, mib: int) -> tuple[dict[str, Path], tuple[int, int]
             data[begin : begin + rows] = np.arange(begin * spectral, (begin + rows) * spectral, dtype=np.float32).reshape(rows, spectral)
     with h5py.File(files["raw"], "r") as file:
         dataset = ub.Dataset(ub.model.FileArray(file["data"]), ub.Ancillary([ub.Dimension("Y", "nm", side), ub.Dimension("X", "nm", side)]), ub.Ancillary([ub.Dimension("Bias", "V", spectral)]), quantity="Current", units="A")
-        for name, suffix in (("h5usid", ".h5"), ("nexus", ".nxs"), ("netcdf", ".nc")):
-            files[name] = ub.write(dataset, folder / f"map{suffix}", format=name)
+        for name in sorted(kinds & set(SUFFIXES)):
+            files[name] = ub.write(dataset, folder / f"map{SUFFIXES[name]}", format=name)
     for path in files.values():  # into the page cache
         with open(path, "rb") as handle:
             while handle.read(64 << 20):
@@ -91,10 +104,38 @@ def make_files(folder: Path, mib: int) -> tuple[dict[str, Path], tuple[int, int]
     return files, shape, side
 
 
+FIXED = "import time\n_started = time.perf_counter()\n{code}\nprint(time.perf_counter() - _started)"
+
+
+def fixed_costs(folder: Path, rounds: int) -> list[str]:
+    """Rows of what one command costs before any work: a fresh process reading a small file of each format
+    (imports, format discovery and detection included), against one that imports h5py and numpy."""
+    import usidbridge as ub
+
+    dims = [ub.Dimension("Y", "nm", 16), ub.Dimension("X", "nm", 16)], [ub.Dimension("Bias", "V", 16)]
+    small = ub.Dataset.from_ndarray(np.ones((16, 16, 16), np.float32), *dims, quantity="Current", units="A")
+    codes = {"Python importing h5py and numpy (baseline)": "import h5py, numpy", "import usidbridge": "import usidbridge"}
+    for suffix in (".h5", ".nxs", ".nc", ".hspy", ".tif", ".edf", ".spec"):
+        path = ub.write(small, folder / f"small{suffix}")
+        codes[f"read a small {suffix} file"] = f"import usidbridge as ub\nub.read({str(path)!r})"
+    seconds = {}
+    for name, code in codes.items():
+        times = []
+        for _ in range(rounds + 1):  # the first run writes the bytecode caches
+            result = subprocess.run([sys.executable, "-c", FIXED.format(code=code)], capture_output=True, text=True, env=child_env(), check=True)
+            times.append(float(result.stdout.split()[-1]))
+        seconds[name] = min(times[1:])
+    base = seconds["Python importing h5py and numpy (baseline)"]
+    rows = ["| fresh process | best (s) | above the baseline (s) |", "|---|---|---|"]
+    rows += [f"| {name} | {value:.3f} | {value - base:+.3f} |" for name, value in seconds.items()]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, nargs="+", default=[1024])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", nargs="+", help="names of the steps to run (their baselines are added); all by default")
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
     warm_memory()
@@ -102,8 +143,12 @@ def main() -> None:
     for mib in arguments.mib:
         with tempfile.TemporaryDirectory(dir=SCRATCH) as folder_name:
             folder = Path(folder_name)
-            files, shape, side = make_files(folder, mib)
-            plan = steps(files, folder / "out.h5", shape, side)
+            spectral = 256
+            side = int((mib * 2**20 // (spectral * 4)) ** 0.5)
+            everything = steps({}, folder / "out.h5", (side * side, spectral), side)
+            chosen = arguments.steps or list(everything)
+            plan = {name: everything[name] for name in everything if name in chosen or name in {everything[step][0] for step in chosen}}
+            files, shape, side = make_files(folder, mib, {NEEDS[name] for name in plan if name in NEEDS})
             times: dict[str, list[float]] = {name: [] for name in plan}
             peaks: dict[str, float] = {name: 0.0 for name in plan}
             for round_number in range(-1, arguments.rounds):  # round -1 warms up: the machine's first touch of fresh memory is slow
@@ -121,10 +166,17 @@ def main() -> None:
                     f"| {data_mib:.0f} MiB | {name} | {min(times[name]) / min(times[baseline]):.2f} | {statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) | "
                     f"{min(times[name]):.2f} | {baseline} | {peaks[name]:.0f} | {peaks[name] / data_mib:.2f} |"
                 )
-    table = "\n".join(rows)
-    print(table)
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as folder_name:
+        fixed = fixed_costs(Path(folder_name), arguments.rounds)
+    table, fixed_table = "\n".join(rows), "\n".join(fixed)
+    print(table + "\n\n" + fixed_table)
     if arguments.record:
-        record("Conversion paths (bench/bench_convert.py)", f"Measured by `bench/bench_convert.py` on {time.strftime('%Y-%m-%d')}: a warm-up round, then {arguments.rounds} rounds in alternating order, files on tmpfs.\n\n{table}")
+        sizes = " and ".join(f"{mib} MiB" for mib in arguments.mib)
+        record(
+            "Conversion paths (bench/bench_convert.py)",
+            f"Measured by `bench/bench_convert.py` on {time.strftime('%Y-%m-%d')} at {sizes}: a warm-up round, then {arguments.rounds} rounds in alternating order, "
+            f"files on tmpfs. Each step runs in a process that has imported every format's libraries; the second table gives what the imports cost a fresh process.\n\n{table}\n\n{fixed_table}",
+        )
 
 
 if __name__ == "__main__":

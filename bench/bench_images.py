@@ -17,7 +17,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from machine import warm_memory  # noqa: E402
+from machine import child_env, warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 SAMPLER = """
@@ -41,7 +41,7 @@ def measure(code: str) -> tuple[float, float, float]:
     will; anonymous memory (sampled every 5 ms) is what the process really allocated.
     """
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", SAMPLER + code + REPORT], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", SAMPLER + code + REPORT], capture_output=True, text=True, env=child_env())
     if result.returncode:
         raise RuntimeError(f"benchmark step failed:\n{code}\n{result.stderr}")
     anon, resident = (int(value) / 1024 for value in result.stdout.strip().splitlines()[-1].split())
@@ -106,7 +106,7 @@ def main() -> None:
         with tifffile.TiffWriter(tif, bigtiff=True) as writer:
             for _ in range(frames):
                 writer.write(rng.random((height, width), dtype=np.float32), contiguous=True)
-        setup = "import h5py, numpy as np, usidbridge as ub"
+        setup = "import h5py, numpy as np, usidbridge as ub, fabio, tifffile"  # every step: the libraries' imports are a fixed cost per process (bench_convert.py measures it), not work
         for path, peer_name, peer in (
             (edf, "fabio: every frame, stacked", f"import fabio\nimg = fabio.open({str(edf)!r})\narray = np.stack([img.getframe(i).data for i in range(img.nframes)])"),
             (tif, "tifffile.imread", f"import tifffile\narray = tifffile.imread({str(tif)!r})"),
@@ -137,7 +137,7 @@ def main() -> None:
         "",
         f"Measured by `bench/bench_images.py` on {time.strftime('%Y-%m-%d')}: a {size:.0f} MiB stack of {frames} frames of "
         f"{height} x {width} float32 in each format, on tmpfs; a warm-up round, then {args.rounds} rounds in alternating order, "
-        "best time of each against the best of its baseline in the same run. Anonymous memory is what the process allocated "
+        "best time of each against the best of its baseline in the same run. Each step runs in a fresh process that has imported h5py, usidbridge, fabio and tifffile; `bench_convert.py` gives the import costs. Anonymous memory is what the process allocated "
         "(memory maps and the page cache do not count).",
         "",
         "| work | best (s) | × baseline | baseline | peak anonymous MiB | anonymous / stack |",

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from usidbridge.lazy import FlatRows, NDRows, OrderedRows, _slabs, c_ordered
+from usidbridge.errors import UnreadableFileError
+from usidbridge.lazy import FlatRows, NDRows, OrderedRows, _slabs, c_ordered, read_ahead
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -45,3 +46,23 @@ def test_column_major_rows_are_read_in_c_order(shape):
         assert np.array_equal(rows[key], column_major[key]), key
     c_order = np.ascontiguousarray(column_major)
     assert c_ordered(c_order) is c_order
+
+
+def test_read_ahead_gives_every_block_in_order_and_raises_where_the_read_failed():
+    data = np.arange(40).reshape(10, 4)
+    ranges = [(0, 3), (3, 6), (6, 9), (9, 10)]
+    blocks = list(read_ahead(lambda start, stop: data[start:stop], ranges))
+    assert [(start, stop) for start, stop, _ in blocks] == ranges
+    assert np.array_equal(np.concatenate([block for _, _, block in blocks]), data)
+    assert [block.tolist() for _, _, block in read_ahead(lambda start, stop: data[start:stop], [(2, 4)])] == [data[2:4].tolist()]
+
+    def failing(start, stop):
+        if start == 6:
+            raise UnreadableFileError("damaged chunk", "file.h5")
+        return data[start:stop]
+
+    written = []
+    with pytest.raises(UnreadableFileError, match="damaged chunk"):
+        for start, _stop, _block in read_ahead(failing, ranges):
+            written.append(start)
+    assert written == [0, 3]

@@ -19,7 +19,7 @@ import numpy as np
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
 from .hdf import COPY_BLOCK_BYTES
-from .lazy import RowReader, is_file_backed, transpose_into
+from .lazy import RowReader, is_file_backed, read_ahead, transpose_into
 from .model import Dataset, Dimension
 
 FRAMES_AS = ("spectroscopic", "position")
@@ -135,20 +135,20 @@ def read_by_rows(dataset: Dataset, stack: Any) -> Dataset:
 def fill_stack(stack: np.ndarray, dataset: Dataset, block_bytes: int = COPY_BLOCK_BYTES) -> None:
     """Write a grid dataset into `stack`, a writeable array of its stack shape (a memory-mapped output file).
 
-    One pass over the data in blocks of whole positions, each transposed into its place: memory
-    stays at one block whatever the file size, and each chunk of an h5USID file is read once.
+    One pass over the data in blocks of whole positions, each transposed into its place while the
+    next is read (`read_ahead`): memory stays at two blocks whatever the file size, and each chunk
+    of an h5USID file is read once.
     """
     view = _stack_view(stack, dataset)
     leading, plane = view.shape[0], view.shape[3]
     itemsize = dataset.dtype.itemsize
     rows = max(1, block_bytes // max(1, dataset.shape[1] * itemsize))
     total = dataset.shape[0] * dataset.shape[1] * itemsize
-    for lead in range(leading):
-        for start in range(0, plane, rows):
-            stop = min(plane, start + rows)
-            block = np.asarray(dataset.data[lead * plane + start : lead * plane + stop])
-            _exchange(block, view[lead, :, :, start:stop], into_frames=True)
-            progress.advance((lead * plane + stop) * dataset.shape[1] * itemsize, total)
+    ranges = [(lead * plane + start, lead * plane + min(plane, start + rows)) for lead in range(leading) for start in range(0, plane, rows)]
+    for first, last, block in read_ahead(lambda first, last: np.asarray(dataset.data[first:last]), ranges):
+        lead = first // plane
+        _exchange(block, view[lead, :, :, first - lead * plane : last - lead * plane], into_frames=True)
+        progress.advance(last * dataset.shape[1] * itemsize, total)
 
 
 def rgb_fields(dtype: np.dtype) -> tuple[str, ...] | None:

@@ -172,8 +172,9 @@ def main() -> None:
     print(table + "\n\n" + fixed_table)
     if arguments.record:
         sizes = " and ".join(f"{mib} MiB" for mib in arguments.mib)
+        section = "Conversion paths (bench/bench_convert.py)" + (f", {sizes}, selected steps" if arguments.steps else "")
         record(
-            "Conversion paths (bench/bench_convert.py)",
+            section,
             f"Measured by `bench/bench_convert.py` on {time.strftime('%Y-%m-%d')} at {sizes}: a warm-up round, then {arguments.rounds} rounds in alternating order, "
             f"files on tmpfs. Each step runs in a process that has imported every format's libraries; the second table gives what the imports cost a fresh process.\n\n{table}\n\n{fixed_table}",
         )

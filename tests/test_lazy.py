@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from usidbridge.errors import UnreadableFileError
-from usidbridge.lazy import FlatRows, NDRows, OrderedRows, _slabs, c_ordered, read_ahead
+from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, read_ahead, reads_hdf5
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -66,3 +66,14 @@ def test_read_ahead_gives_every_block_in_order_and_raises_where_the_read_failed(
         for start, _stop, _block in read_ahead(failing, ranges):
             written.append(start)
     assert written == [0, 3]
+
+
+def test_reads_hdf5_sees_through_the_hub_wrappers(tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "data.h5", "w") as file:
+        dataset = file.create_dataset("data", data=np.zeros((4, 3, 2)))
+        assert reads_hdf5(dataset) and reads_hdf5(FileArray(dataset)) and reads_hdf5(FlatRows(dataset, 2))
+    array = np.zeros((4, 3))
+    assert not reads_hdf5(array) and not reads_hdf5(OrderedRows(array)) and not reads_hdf5(FlatRows(array.reshape(2, 2, 3), 2))
+    assert list(read_ahead(lambda start, stop: array[start:stop], [(0, 2), (2, 4)], threaded=False))[1][:2] == (2, 4)

@@ -22,7 +22,7 @@ import numpy as np
 from . import progress
 from .codec import decode_value, encode_value, is_encoded
 from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError
-from .lazy import c_ordered, read_ahead
+from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
@@ -427,7 +427,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     if step > alignment:
         step -= step % alignment
     ranges = [(start, min(rows, start + step)) for start in range(0, rows, step)]
-    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges):
+    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges, threaded=not reads_hdf5(data)):
         target[start:stop] = block
         progress.advance(stop * row_bytes, rows * row_bytes)
 
@@ -445,7 +445,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     step = max(1, block_bytes // max(1, slab * np.dtype(target.dtype).itemsize))
     slab_bytes = slab * np.dtype(target.dtype).itemsize
     ranges = [(start, min(target.shape[0], start + step)) for start in range(0, target.shape[0], step)]
-    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first * slab_rows : last * slab_rows])), ranges):
+    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first * slab_rows : last * slab_rows])), ranges, threaded=not reads_hdf5(data)):
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
 

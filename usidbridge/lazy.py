@@ -52,15 +52,27 @@ def c_ordered(block: Any) -> Any:
     return block
 
 
-def read_ahead(read: Callable[[int, int], np.ndarray], ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int, np.ndarray]]:
-    """``(start, stop, read(start, stop))`` for each range, the next block read in a worker thread
-    while the caller writes this one, with two blocks in memory.
+def reads_hdf5(data: Any) -> bool:
+    """True when reading `data` goes through libhdf5: an h5py dataset, bare or wrapped here (`.array`)."""
+    import h5py
+
+    while data is not None:
+        if isinstance(data, h5py.Dataset):
+            return True
+        data = getattr(data, "array", None)
+    return False
+
+
+def read_ahead(read: Callable[[int, int], np.ndarray], ranges: Sequence[tuple[int, int]], threaded: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, read(start, stop))`` for each range; when `threaded`, the next block is read in
+    a worker thread while the caller writes this one, with two blocks in memory.
 
     Reading (a tiled transpose, a memory map, HDF5, which runs without the GIL) then overlaps
-    writing on a second core: an image stack goes to h5USID 1.5x faster. Errors of the read are
-    raised in the caller, at the block they belong to.
+    writing on a second core: an image stack goes to h5USID 1.5x faster. Not for a copy from HDF5
+    to HDF5, which h5py's lock serialises anyway. Errors of the read are raised in the caller, at
+    the block they belong to.
     """
-    if len(ranges) < 2:
+    if len(ranges) < 2 or not threaded:
         for start, stop in ranges:
             yield start, stop, read(start, stop)
         return

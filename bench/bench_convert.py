@@ -172,7 +172,7 @@ def main() -> None:
     print(table + "\n\n" + fixed_table)
     if arguments.record:
         sizes = " and ".join(f"{mib} MiB" for mib in arguments.mib)
-        section = "Conversion paths (bench/bench_convert.py)" + (f", {sizes}, selected steps" if arguments.steps else "")
+        section = "Conversion paths (bench/bench_convert.py)" + (f", {sizes}: {', '.join(arguments.steps)}" if arguments.steps else "")
         record(
             section,
             f"Measured by `bench/bench_convert.py` on {time.strftime('%Y-%m-%d')} at {sizes}: a warm-up round, then {arguments.rounds} rounds in alternating order, "

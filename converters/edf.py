@@ -174,23 +174,21 @@ class _Frames:
                     target = target[count:]
 
     def stack(self, lazy: bool) -> Any:
-        """All frames as (frames, Y, X): memory maps where the frames are uncompressed (lazy), read
-        into one array in memory (eager), or decoded by FabIO (compressed frames)."""
+        """All frames as (frames, Y, X): read into one array in memory (eager reads of uncompressed
+        frames of one shape and type), memory maps (lazy reads), or decoded by FabIO (compressed frames)."""
+        layouts = [self._layout(path, image) for path, image in self.images]
+        if not lazy and all(layouts) and len({(layout[0], layout[1][1:]) for layout in layouts if layout}) == 1:
+            return self._read_all(layouts)
         parts = []
-        for path, image in self.images:
-            layout = self._layout(path, image)
-            if layout is None:
-                with silenced("fabio"):
-                    frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
-                if len({frame.shape for frame in frames}) > 1:
-                    raise UnreadableFileError(f"the frames have different shapes {sorted({frame.shape for frame in frames})}; a stack needs one", path)
-                parts.append(np.stack(frames))
-            elif lazy:
+        for (path, image), layout in zip(self.images, layouts):
+            if layout is not None:
                 parts.append(self._memmap(path, *layout))
-            else:
-                dtype, shape, starts = layout
-                parts.append(np.empty(shape, dtype))
-                self._read_into(parts[-1], path, starts)
+                continue
+            with silenced("fabio"):
+                frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
+            if len({frame.shape for frame in frames}) > 1:
+                raise UnreadableFileError(f"the frames have different shapes {sorted({frame.shape for frame in frames})}; a stack needs one", path)
+            parts.append(np.stack(frames))
         if len(parts) == 1:
             return parts[0]
         if lazy:
@@ -198,6 +196,16 @@ class _Frames:
 
             return dask.array.concatenate([as_dask(part) for part in parts])
         return np.concatenate(parts)
+
+    def _read_all(self, layouts: list[Any]) -> np.ndarray:
+        """The frames of every file read into one (frames, Y, X) array: the data once in memory."""
+        dtype, shape, _starts = layouts[0]
+        stack = np.empty((sum(layout[1][0] for layout in layouts), *shape[1:]), dtype)
+        first = 0
+        for (path, _image), (_dtype, file_shape, starts) in zip(self.images, layouts):
+            self._read_into(stack[first : first + file_shape[0]], path, starts)
+            first += file_shape[0]
+        return stack
 
 
 def _precheck(path: Path) -> None:

@@ -237,3 +237,14 @@ def test_a_file_cut_while_being_read_is_one_clear_error(tmp_path):
     with pytest.raises(UnreadableFileError, match="ended while reading") as error:
         _Frames._read_into(stack, path, [512, path.stat().st_size - 8])
     assert str(path) in str(error.value)
+
+
+def test_an_eager_series_is_read_once_into_one_array(tmp_path):
+    for number in range(3):
+        (tmp_path / f"run_0001_{number:04d}.edf").write_bytes(edf_bytes([np.full((2, 3), number, np.int32), np.full((2, 3), 10 + number, np.int32)], "SignedInteger"))
+    (dataset,) = ub.read(tmp_path / "run_0001_0000.edf", series=True)
+    stack = dataset.data.base
+    while stack.base is not None:
+        stack = stack.base
+    assert stack.nbytes == dataset.data.nbytes  # one array of all the frames, viewed
+    assert np.asarray(dataset.to_ndarray())[1, 2].tolist() == [0, 10, 1, 11, 2, 12]

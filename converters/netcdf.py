@@ -410,7 +410,7 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
     _refuse_link_cycles(path)
     try:
         with silenced("h5py"):
-            opened = xarray.open_dataset(path, engine=engine)
+            opened = xarray.open_dataset(path, engine=engine, create_default_indexes=False)  # coordinates are read as values: no pandas indexes (nor pint, which building them imports)
     except Exception as error:
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
     try:

@@ -10,6 +10,7 @@ stop the others.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -110,7 +111,10 @@ def batch(
             work.append((source, target))
     if not work:
         return result
-    cluster = None if scheduler else LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    # silence_logs: dask's warnings about the machine (an unresponsive event loop under load, GC pauses) are not about the files
+    cluster = None if scheduler else LocalCluster(
+        n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+    )
     client = Client(scheduler or cluster)
     try:
         for _source, target in work:

@@ -429,6 +429,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     ranges = [(start, min(rows, start + step)) for start in range(0, rows, step)]
     for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges, threaded=not reads_hdf5(data)):
         target[start:stop] = block
+        del block  # before the next block is read: one block in memory when not reading ahead
         progress.advance(stop * row_bytes, rows * row_bytes)
 
 
@@ -447,6 +448,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     ranges = [(start, min(target.shape[0], start + step)) for start in range(0, target.shape[0], step)]
     for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first * slab_rows : last * slab_rows])), ranges, threaded=not reads_hdf5(data)):
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
+        del block  # before the next block is read
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
 
 

@@ -26,7 +26,7 @@ import usidbridge as ub  # noqa: E402
 from usidbridge.model import Ancillary, Dimension  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import best  # noqa: E402
+from machine import best, warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +47,9 @@ def peak_rss_of(code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=int, default=512, help="size of the Main dataset for the streaming test")
+    parser.add_argument("--map-mib", type=int, nargs="+", default=[64, 1024, 4096], help="sizes of the map written and read in this process")
     args = parser.parse_args()
+    warm_memory()
     rows = []
     with tempfile.TemporaryDirectory(dir=SCRATCH) as folder:
         folder = Path(folder)
@@ -63,52 +65,64 @@ def main() -> None:
         copy = best(lambda: (grid.indices[:, ::-1].copy(), grid.values[:, ::-1].copy()))
         rows.append(("detect grid order of 10^7 x 2 (fastest-first file)", detect, "copying the two tables", copy))
 
-        # 2. write and read a spectral map: 128 x 128 positions x 1024 float32 points (64 MiB)
-        data = np.random.default_rng(0).normal(size=(128 * 128, 1024)).astype(np.float32)
-        pos_dims = [Dimension("Y", "um", 128), Dimension("X", "um", 128)]
-        dataset = ub.Dataset.from_ndarray(data.reshape(128, 128, 1024), pos_dims, [Dimension("V", "V", 1024)], quantity="I", units="A")
+        # 2. write and read a spectral map of 1024 float32 points per position, at each --map-mib, against raw h5py (pyUSID at the first size)
+        available = int([line for line in open("/proc/meminfo") if line.startswith("MemAvailable")][0].split()[1]) // 1024
+        for mib in args.map_mib:
+            if 3 * mib > 0.8 * available:  # the data, the copy read back and one file on tmpfs
+                print(f"skipped the {mib} MiB map: it needs about {3 * mib} MiB and {available} MiB are available")
+                continue
+            side = int((mib * 2**20 // 4096) ** 0.5)
+            data = np.arange(side * side * 1024, dtype=np.float32).reshape(side * side, 1024)
+            pos_dims = [Dimension("Y", "um", side), Dimension("X", "um", side)]
+            dataset = ub.Dataset.from_ndarray(data.reshape(side, side, 1024), pos_dims, [Dimension("V", "V", 1024)], quantity="I", units="A")
+            repeat = 5 if mib <= 1024 else 3
 
-        def raw_write():
-            with h5py.File(folder / "raw.h5", "w") as file:
-                file.create_dataset("data", data=data)
+            def raw_write():
+                with h5py.File(folder / "raw.h5", "w") as file:
+                    file.create_dataset("data", data=data)
 
-        def pyusid_write():
-            with h5py.File(folder / "pyusid.h5", "w") as file:
-                usid.hdf_utils.write_main_dataset(
-                    file.create_group("Measurement_000/Channel_000"), data, "Raw_Data", "I", "A",
-                    [usid.Dimension("Y", "um", 128), usid.Dimension("X", "um", 128)], usid.Dimension("V", "V", 1024),
-                )
+            def pyusid_write():
+                with h5py.File(folder / "pyusid.h5", "w") as file:
+                    usid.hdf_utils.write_main_dataset(
+                        file.create_group("Measurement_000/Channel_000"), data, "Raw_Data", "I", "A",
+                        [usid.Dimension("Y", "um", side), usid.Dimension("X", "um", side)], usid.Dimension("V", "V", 1024),
+                    )
 
-        def fresh() -> None:  # every write makes a new file: replacing one and truncating one cost the file system differently
-            for name in ("ours.h5", "raw.h5", "pyusid.h5"):
-                (folder / name).unlink(missing_ok=True)
+            def fresh() -> None:  # every write makes a new file: replacing one and truncating one cost the file system differently
+                for name in ("ours.h5", "raw.h5", "pyusid.h5"):
+                    (folder / name).unlink(missing_ok=True)
 
-        ours = best(lambda: ub.write(dataset, folder / "ours.h5"), repeat=5, before=fresh)
-        raw = best(raw_write, repeat=5, before=fresh)
-        peer = best(pyusid_write, repeat=5, before=fresh)
-        ub.write(dataset, folder / "ours.h5")
-        raw_write()
-        pyusid_write()
-        rows.append(("write 64 MiB spectral map", ours, "raw h5py write", raw))
-        rows.append(("write 64 MiB spectral map", ours, "pyUSID write_main_dataset", peer))
+            def raw_read():
+                with h5py.File(folder / "raw.h5", "r") as file:
+                    file["data"][()].reshape(side, side, 1024)
 
-        def raw_read():
-            with h5py.File(folder / "raw.h5", "r") as file:
-                file["data"][()].reshape(128, 128, 1024)
+            def pyusid_read():
+                with h5py.File(folder / "pyusid.h5", "r") as file:
+                    usid.USIDataset(file["Measurement_000/Channel_000/Raw_Data"]).get_n_dim_form()
 
-        def pyusid_read():
-            with h5py.File(folder / "pyusid.h5", "r") as file:
-                usid.USIDataset(file["Measurement_000/Channel_000/Raw_Data"]).get_n_dim_form()
-
-        ours = best(lambda: ub.read(folder / "ours.h5")[0].to_ndarray(), repeat=5)
-        rows.append(("read 64 MiB map to N-D", ours, "raw h5py read + reshape", best(raw_read, repeat=5)))
-        rows.append(("read 64 MiB map to N-D", ours, "pyUSID get_n_dim_form", best(pyusid_read)))
+            ours = best(lambda: ub.write(dataset, folder / "ours.h5"), repeat=repeat, before=fresh)
+            rows.append((f"write {mib} MiB spectral map", ours, "raw h5py write", best(raw_write, repeat=repeat, before=fresh)))
+            first = mib == args.map_mib[0]
+            if first:
+                rows.append((f"write {mib} MiB spectral map", ours, "pyUSID write_main_dataset", best(pyusid_write, repeat=repeat, before=fresh)))
+            fresh()  # one file at a time on tmpfs: each read, then its file goes
+            ub.write(dataset, folder / "ours.h5")
+            ours = best(lambda: ub.read(folder / "ours.h5")[0].to_ndarray(), repeat=repeat)
+            fresh()
+            raw_write()
+            rows.append((f"read {mib} MiB map to N-D", ours, "raw h5py read + reshape", best(raw_read, repeat=repeat)))
+            fresh()
+            if first:
+                pyusid_write()
+                rows.append((f"read {mib} MiB map to N-D", ours, "pyUSID get_n_dim_form", best(pyusid_read)))
+                (folder / "pyusid.h5").rename(folder / "pyusid_check.h5")  # for the validation below
+            del data, dataset
 
         def pyusid_check():
-            with h5py.File(folder / "pyusid.h5", "r") as file:
+            with h5py.File(folder / "pyusid_check.h5", "r") as file:
                 usid.hdf_utils.check_if_main(file["Measurement_000/Channel_000/Raw_Data"])
 
-        rows.append(("validate (all rules vs shape checks)", best(lambda: ub.validate(folder / "pyusid.h5")), "pyUSID check_if_main", best(pyusid_check)))
+        rows.append(("validate (all rules vs shape checks)", best(lambda: ub.validate(folder / "pyusid_check.h5")), "pyUSID check_if_main", best(pyusid_check)))
 
         # 3. streaming: lazy convert of a file of --size-mb, peak memory vs file size
         spectral = 4096
@@ -146,7 +160,7 @@ def main() -> None:
         "## h5USID",
         "",
         f"Measured by `bench/bench_h5usid.py` on {platform.machine()}, Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}, in one process, files on tmpfs; best of 3 (5 for the 64 MiB reads and writes, each write to a new file). "
+        f"{time.strftime('%Y-%m-%d')}, in one process, files on tmpfs; best of 3 (5 for the maps up to 1 GiB; each write to a new file). "
         "Ratio = ours / baseline (below 1 is faster).",
         "",
         "| work | ours (s) | baseline | baseline (s) | ratio |",

@@ -106,7 +106,10 @@ def main() -> None:
         with tifffile.TiffWriter(tif, bigtiff=True) as writer:
             for _ in range(frames):
                 writer.write(rng.random((height, width), dtype=np.float32), contiguous=True)
-        setup = "import h5py, numpy as np, usidbridge as ub, fabio, tifffile"  # every step: the libraries' imports are a fixed cost per process (bench_convert.py measures it), not work
+        # Every step: the libraries' imports are a fixed cost per process (bench_convert.py measures it), not work;
+        # and the outputs of earlier steps go first (a frames-as-position output is 4 GiB of tmpfs to free).
+        outputs = [str(folder / "out.h5"), str(folder / "raw.h5")]
+        setup = f"import h5py, numpy as np, usidbridge as ub, fabio, tifffile, os\nfor _path in {outputs!r}:\n    os.path.exists(_path) and os.remove(_path)"
         for path, peer_name, peer in (
             (edf, "fabio: every frame, stacked", f"import fabio\nimg = fabio.open({str(edf)!r})\narray = np.stack([img.getframe(i).data for i in range(img.nframes)])"),
             (tif, "tifffile.imread", f"import tifffile\narray = tifffile.imread({str(tif)!r})"),

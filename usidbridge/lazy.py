@@ -3,7 +3,9 @@
 `FileArray` turns a file library's failures into `UnreadableFileError`; `FlatRows` reads N-D data
 in its 2-D (positions, spectral) form by blocks of rows; `NDRows` gives 2-D row data its N-D form
 for xarray and dask; `as_dask` wraps any of them in dask where axes must move. `RowReader` is the
-base of readers of rows from another layout (`FlatRows`, `usidbridge.images.StackRows`).
+base of readers of rows from another layout (`FlatRows`, `OrderedRows`, `usidbridge.images.StackRows`).
+Copies take their blocks through `read_ahead` (the next block read while this one is written) and
+`c_ordered` (column-major blocks transposed in cache-sized tiles, `transpose_into`).
 """
 
 from __future__ import annotations

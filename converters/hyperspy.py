@@ -21,11 +21,16 @@ from typing import Any
 
 from usidbridge import progress
 from usidbridge.api import read
-from usidbridge.errors import UnreadableFileError
-from usidbridge.hdf import compression_filter, has_hdf5_signature, sniffed
+from usidbridge.errors import ModelError, UnreadableFileError
+from usidbridge.hdf import compression_filter, has_hdf5_signature, refuse_unbacked, sniffed
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal, fields, signal_dict, signal_dicts
+
+
+# What HyperSpy's .hspy reader (RosettaSciIO, on h5py) raises for a damaged file: h5py's OSError and
+# RuntimeError, and what Python raises on the missing or mistyped groups and attributes it then meets.
+HSPY_FAILURES = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError, OverflowError, NotImplementedError)
 
 
 def to_hyperspy(dataset: Dataset) -> Any:
@@ -66,12 +71,17 @@ class HyperspyFormat(Format):
 
     def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         import hyperspy.api as hs
+        from traits.api import TraitError
 
+        refuse_unbacked(path)  # HyperSpy reads an eager file's datasets whole, whatever size they declare
         try:
             signals = hs.load(path, lazy=lazy, file_format="hspy")
-        except Exception as error:
+        except (*HSPY_FAILURES, TraitError) as error:  # TraitError: an axis attribute of the wrong type
             raise UnreadableFileError(f"HyperSpy cannot read this file ({type(error).__name__}: {error})", path) from None
-        return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
+        try:
+            return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
+        except ModelError as error:
+            raise UnreadableFileError(f"the signal HyperSpy read does not fit its axes: {error.message}", path) from None
 
     def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "gzip") -> None:
         with progress.dask_tasks():

@@ -368,6 +368,10 @@ def _in_row_blocks(opened: Any, skip: Collection[str] = ()) -> Any:
     return opened
 
 
+# What xarray's open_dataset raises for a file it cannot open or decode: netCDF-C's and h5py's OSError and
+# RuntimeError, ValueError when no engine recognises the file or a CF attribute cannot be decoded, and
+# what Python raises on the damaged values the engines pass on.
+XARRAY_FAILURES = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError, OverflowError, NotImplementedError)
 CF_ENCODINGS = ("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max", "valid_range")
 
 
@@ -411,7 +415,7 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
     try:
         with silenced("h5py"):
             opened = xarray.open_dataset(path, engine=engine, create_default_indexes=False)  # coordinates are read as values: no pandas indexes (nor pint, which building them imports)
-    except Exception as error:
+    except XARRAY_FAILURES as error:
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
     try:
         with damaged_hdf5(path, "netCDF"):

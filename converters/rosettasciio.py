@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, unbacked_size
+from usidbridge.hdf import has_hdf5_signature, refuse_unbacked
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal
@@ -134,14 +134,8 @@ def _post_process(signal: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def _check_hdf5_sizes(path: Path) -> None:
     """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, before a reader reads it whole."""
-    if not has_hdf5_signature(_head(path)):
-        return
-    import h5py
-
-    with damaged_hdf5(path), h5py.File(path, "r") as file:
-        problem = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
-    if problem:
-        raise UnreadableFileError(problem, path)
+    if has_hdf5_signature(_head(path)):
+        refuse_unbacked(path)
 
 
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:

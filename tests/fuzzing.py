@@ -57,6 +57,7 @@ def _our_files(folder: Path) -> list[Seed]:
         ("nexus", ub.write(small, folder / "ours.nxs")),
         ("dual", ub.write(iv_map, folder / "ours_dual.h5", "nexus", dual=True)),
         ("netcdf", ub.write(small, folder / "ours.nc")),
+        ("hyperspy", ub.write(small, folder / "ours.hspy")),
         ("edf", ub.write(frames, folder / "ours.edf")),
         ("tiff", ub.write(small, folder / "ours.tif")),
         ("spec", ub.write(ub.read(FIXTURES / "demo_scans.spec"), folder / "ours.spec")),
@@ -82,6 +83,8 @@ def _format_of(path: Path) -> str:
         return "nexus"
     if suffix in (".nc",):
         return "netcdf"
+    if suffix in (".hspy",):
+        return "hyperspy"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

@@ -51,6 +51,10 @@ def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[N
         raise UnreadableFileError(f"damaged {kind} file, the library cannot read it ({type(error).__name__}: {error})", path) from None
     except UnicodeError as error:
         raise UnreadableFileError(f"damaged {kind} file: a name or text in it is not UTF-8 ({error})", path) from None
+    except ValueError as error:
+        if "Insufficient precision" not in str(error):
+            raise
+        raise UnreadableFileError(f"damaged {kind} file: a datatype in it is no number type numpy has ({error})", path) from None
 
 
 MAX_UNBACKED_BYTES = 2**30
@@ -116,6 +120,15 @@ def require_backed(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> h5py.
     if problem:
         raise UnreadableFileError(problem, path)
     return in_folder(dataset)
+
+
+def refuse_unbacked(path: str | os.PathLike[str]) -> None:
+    """Refuse an HDF5 file with a dataset that declares far more data than the file stores for it
+    (`unbacked_size`), before a library that reads datasets whole (RosettaSciIO, HyperSpy) allocates it."""
+    with damaged_hdf5(path), h5py.File(path, "r") as file:
+        problem = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
+    if problem:
+        raise UnreadableFileError(problem, path)
 
 
 def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarray:

@@ -44,6 +44,7 @@ from usidbridge.hdf import (
     dereference,
     has_hdf5_signature,
     open_hdf5,
+    path_of,
     read_attrs,
     read_tree,
     read_whole,
@@ -122,7 +123,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     extra = parent.get(METADATA_GROUP)
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
-    name, source = main.name.rsplit("/", 1)[-1], f"{main.file.filename}::{main.name}"
+    name, source = path_of(main).rsplit("/", 1)[-1], f"{main.file.filename}::{path_of(main)}"
     data = require_backed(main, main.file.filename)  # last: attributes cannot be read through the reopened handle
     return Dataset(
         FileArray(data) if lazy else data[()],

@@ -32,7 +32,7 @@ from typing import Any
 import h5py
 
 from usidbridge.errors import NotUSIDError, UnreadableFileError
-from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, is_dimension_scale, open_hdf5, read_attrs, read_whole, require_backed, string_attr, unbacked_size
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, is_dimension_scale, open_hdf5, path_of, read_attrs, read_whole, require_backed, string_attr, unbacked_size
 from usidbridge.lazy import FileArray
 from usidbridge.model import Dataset, Dimension, check_dtype, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
@@ -67,7 +67,7 @@ def _dims(dataset: h5py.Dataset, path: str) -> list[Dimension]:
         dim = Dimension(label or f"arb_{axis}", PLACEHOLDER_UNITS, size)
         for scale in scales[axis]:
             if scale.ndim == 1 and scale.shape[0] == size and scale.dtype.kind in "iuf":
-                name = label or string_attr(scale, "long_name") or (scale.name or "scale").rsplit("/", 1)[-1]
+                name = label or string_attr(scale, "long_name") or (path_of(scale) or "scale").rsplit("/", 1)[-1]
                 dim = Dimension(name, string_attr(scale, "units") or "", read_whole(scale, path))
                 break
         dims.append(dim)

@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
@@ -209,8 +209,8 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     collection = group.get(METADATA_COLLECTION)
     if isinstance(collection, h5py.Group):
         metadata.update({key: value for key, value in read_tree(collection).items() if key != "NX_class"})
-    signal_name = signal.name.rsplit("/", 1)[-1]
-    quantity = string_attr(signal, "long_name") or (group.name.rsplit("/", 1)[-1] if signal_name == "data" else signal_name)
+    signal_name = path_of(signal).rsplit("/", 1)[-1]
+    quantity = string_attr(signal, "long_name") or (path_of(group).rsplit("/", 1)[-1] if signal_name == "data" else signal_name)
     units = string_attr(signal, "units") or ""
     source = f"{group.file.filename}::{group.name}"
     results = []
@@ -221,7 +221,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     dims = _dims(group, axis_names, signal.shape)
     spectral_axes = _spectroscopic(group, signal, dims, axis_names, spectroscopic)
     table = group.get(POSITION_INDICES)
-    candidates = [(signal, ""), (group.get("errors", group.get(f"{signal.name.rsplit('/', 1)[-1]}_errors")), " errors")]
+    candidates = [(signal, ""), (group.get("errors", group.get(f"{signal_name}_errors")), " errors")]
     shape = signal.shape
     for data, suffix in candidates:
         if not isinstance(data, h5py.Dataset) or data.shape != shape:

@@ -59,8 +59,8 @@ AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats an
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
 # SyntaxError: the XML parsers' errors on malformed metadata (xml.etree's ParseError, lxml's XMLSyntaxError);
-# NameError: UnboundLocalError on a branch malformed input takes
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, SyntaxError, UnicodeDecodeError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)
+# NameError: UnboundLocalError on a branch malformed input takes; LookupError: an XML declaration naming an unknown encoding
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, SyntaxError, UnicodeDecodeError, LookupError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)
 
 
 def _own_errors(api: str) -> tuple[type[Exception], ...]:

@@ -322,9 +322,10 @@ def _mca_dimension(parsed: ParsedScan, index: int, size: int) -> Dimension:
     numbers = np.arange(size, dtype=np.float64)
     if chann and len(chann) >= 3:
         reduction = chann[3] if len(chann) > 3 and chann[3] > 0 else 1
-        candidate = np.arange(chann[1], chann[2] + 1, reduction, dtype=np.float64)
-        if candidate.size == size:
-            numbers = candidate
+        if math.isfinite(chann[1]) and math.isfinite(chann[2]) and math.floor((chann[2] - chann[1]) / reduction) + 1 == size:  # a damaged #@CHANN may declare any range
+            candidate = np.arange(chann[1], chann[2] + 1, reduction, dtype=np.float64)
+            if candidate.size == size:
+                numbers = candidate
     calibration = calibrations[min(index, len(calibrations) - 1)] if calibrations else None
     if calibration and len(calibration) >= 2 and list(calibration[:3]) != [0.0, 1.0, 0.0][: len(calibration)]:
         a, b, c = (list(calibration) + [0.0, 0.0])[:3]

@@ -122,6 +122,12 @@ def require_backed(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> h5py.
     return in_folder(dataset)
 
 
+def path_of(obj: h5py.HLObject) -> str:
+    """The object's HDF5 path as text: h5py gives bytes for a name that is not UTF-8 (a damaged file)."""
+    name = obj.name or ""
+    return name.decode("utf-8", errors="replace") if isinstance(name, bytes) else name
+
+
 def refuse_unbacked(path: str | os.PathLike[str]) -> None:
     """Refuse an HDF5 file with a dataset that declares far more data than the file stores for it
     (`unbacked_size`), before a library that reads datasets whole (RosettaSciIO, HyperSpy) allocates it."""

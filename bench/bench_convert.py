@@ -28,7 +28,7 @@ SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None  # tmpfs: no disk wr
 sys.path.insert(0, str(HERE))
 from bench_images import SAMPLER  # noqa: E402
 from bench_writers import BASELINE as RAW_COPY  # noqa: E402
-from machine import best, child_env, warm_memory  # noqa: E402
+from machine import child_env, warm_memory  # noqa: E402
 from results import record  # noqa: E402
 
 TIMED = "\nimport time\n{setup}\n_bench_started = time.perf_counter()\n{work}\nprint(time.perf_counter() - _bench_started, peak_anon[0])"

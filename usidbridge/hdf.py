@@ -437,6 +437,12 @@ def row_chunks(shape: tuple[int, ...], itemsize: int, compression: str | None) -
     return (rows, *shape[1:])
 
 
+def _row_blocks(data: Any, ranges: list[tuple[int, int]]) -> Any:
+    """``(start, stop, rows)`` of 2-D `data` for each row range, in C order (`c_ordered`), the next
+    block read while this one is written unless both sides are HDF5 (`read_ahead`, `reads_hdf5`)."""
+    return read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges, threaded=not reads_hdf5(data))
+
+
 def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
     """Copy 2-D `data` (numpy, h5py or dask) into `target` in blocks of whole rows: bounded memory."""
     rows = data.shape[0]
@@ -445,8 +451,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
     alignment = getattr(data, "row_alignment", 1)  # rows the source reads in one piece (`model.FlatRows`)
     if step > alignment:
         step -= step % alignment
-    ranges = [(start, min(rows, start + step)) for start in range(0, rows, step)]
-    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges, threaded=not reads_hdf5(data)):
+    for start, stop, block in _row_blocks(data, [(start, min(rows, start + step)) for start in range(0, rows, step)]):
         target[start:stop] = block
         del block  # before the next block is read: one block in memory when not reading ahead
         progress.advance(stop * row_bytes, rows * row_bytes)
@@ -464,8 +469,8 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
     slab_rows = max(1, slab // max(1, data.shape[1]))
     step = max(1, block_bytes // max(1, slab * np.dtype(target.dtype).itemsize))
     slab_bytes = slab * np.dtype(target.dtype).itemsize
-    ranges = [(start, min(target.shape[0], start + step)) for start in range(0, target.shape[0], step)]
-    for start, stop, block in read_ahead(lambda first, last: c_ordered(np.asarray(data[first * slab_rows : last * slab_rows])), ranges, threaded=not reads_hdf5(data)):
+    slabs = [(start, min(target.shape[0], start + step)) for start in range(0, target.shape[0], step)]
+    for (start, stop), (_first, _last, block) in zip(slabs, _row_blocks(data, [(start * slab_rows, stop * slab_rows) for start, stop in slabs])):
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
         del block  # before the next block is read
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)

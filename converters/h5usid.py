@@ -158,14 +158,8 @@ def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix:
     return indices, values
 
 
-def write_main(
-    group: h5py.Group,
-    dataset: Dataset,
-    position: tuple[h5py.Dataset, h5py.Dataset],
-    spectroscopic: tuple[h5py.Dataset, h5py.Dataset],
-    compression: str | None = "none",
-) -> h5py.Dataset:
-    """Write the Main dataset (contiguous, or compressed in chunks of whole positions), linked to its ancillary datasets."""
+def create_main(group: h5py.Group, dataset: Dataset, compression: str | None = "none") -> h5py.Dataset:
+    """Create the Main dataset (contiguous, or compressed in chunks of whole positions) and copy the data into it."""
     main = group.create_dataset(
         dataset.name,
         shape=dataset.shape,
@@ -174,12 +168,16 @@ def write_main(
         compression=compression_filter(compression),
     )
     copy_rows(main, dataset.data)
+    return main
+
+
+def link_main(main: h5py.Dataset, dataset: Dataset, position: tuple[h5py.Dataset, h5py.Dataset], spectroscopic: tuple[h5py.Dataset, h5py.Dataset]) -> None:
+    """Give the Main dataset its attributes: quantity, units, references to its ancillary datasets, book-keeping."""
     main.attrs["quantity"] = dataset.quantity
     main.attrs["units"] = dataset.units
     for name, target in zip(ANCILLARY_NAMES, position + spectroscopic):
         main.attrs[name] = target.ref
     stamp(main, dataset.metadata.get(LAYOUT_KEY, {}).get("main", {}))
-    return main
 
 
 def _layout(dataset: Dataset, part: str) -> dict[str, Any]:
@@ -227,10 +225,11 @@ def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None 
                 if extra:
                     write_tree(channel.create_group(METADATA_GROUP), extra)
                 channels.append((dataset, channel))
+            mains = [create_main(channel, dataset, compression) for dataset, channel in channels]
             positions = _shared(measurement, "Position", channels, "pos")
             spectra = _shared(measurement, "Spectroscopic", channels, "spec")
-            for index, (dataset, channel) in enumerate(channels):
-                write_main(channel, dataset, positions[index], spectra[index], compression)
+            for index, main in enumerate(mains):
+                link_main(main, channels[index][0], positions[index], spectra[index])
 
 
 def add_results(
@@ -271,7 +270,7 @@ def add_results(
                     spectroscopic = (source_tables["Spectroscopic_Indices"], source_tables["Spectroscopic_Values"])
                 else:
                     spectroscopic = _write_ancillary(group, "Spectroscopic", dataset.spec, f"_{dataset.name}")
-                write_main(group, dataset, position, spectroscopic, compression)
+                link_main(create_main(group, dataset, compression), dataset, position, spectroscopic)
         except BaseException:
             del first.parent[group.name.rsplit("/", 1)[-1]]
             raise

@@ -40,6 +40,21 @@ def best(function: Callable[[], object], repeat: int = 3, before: Callable[[], o
     return min(times)
 
 
+def alternating(functions: dict[str, Callable[[], object]], repeat: int = 3, before: Callable[[], object] | None = None) -> dict[str, float]:
+    """The shortest of `repeat` timed calls of each function, calling them in turn, in alternating order
+    each round (what one pays for the state the machine is in, the other pays too); `before` runs untimed before each call."""
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for round_number in range(repeat):
+        order = list(functions.items()) if round_number % 2 == 0 else list(functions.items())[::-1]
+        for name, function in order:
+            if before is not None:
+                before()
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(values) for name, values in times.items()}
+
+
 def child_env() -> dict[str, str]:
     """The environment of a measured child process, with Python's bytecode cache on as in an installed
     package: a shell that sets PYTHONDONTWRITEBYTECODE makes every process compile usidbridge again (about 0.1 s)."""

@@ -163,18 +163,16 @@ def main() -> None:
             "for start in range(0, src.shape[0], step): dst[start:start + step] = src[start:start + step]\n"
             "g.close()"
         )
-        streams, copies = [], []
+        children = {"stream": (convert_setup, f"ub.write(ds, {str(folder / 'big_usid.h5')!r})"), "copy": (raw_copy_setup, raw_copy_work)}
+        measured: dict[str, list[tuple[float, float]]] = {name: [] for name in children}
         for round_number in range(3):  # alternating order; each writes a new file
             for name in ("big_usid.h5", "copy.h5"):
                 (folder / name).unlink(missing_ok=True)
-            first, second = (streams, copies) if round_number % 2 == 0 else (copies, streams)
-            for results in (first, second):
-                if results is streams:
-                    streams.append(in_child(convert_setup, f"ub.write(ds, {str(folder / 'big_usid.h5')!r})"))
-                else:
-                    copies.append(in_child(raw_copy_setup, raw_copy_work))
-        rss_convert = max(peak for peak, _ in streams)
-        rows.append((f"stream {args.size_mb} MiB h5py-backed dataset to h5USID", min(t for _, t in streams), "raw h5py block copy (same blocks, no USID)", min(t for _, t in copies)))
+            for name in list(children) if round_number % 2 == 0 else list(children)[::-1]:
+                measured[name].append(in_child(*children[name]))
+        rss_convert = max(peak for peak, _ in measured["stream"])
+        stream_time, copy_time = (min(seconds for _, seconds in measured[name]) for name in ("stream", "copy"))
+        rows.append((f"stream {args.size_mb} MiB h5py-backed dataset to h5USID", stream_time, "raw h5py block copy (same blocks, no USID)", copy_time))
 
     lines = [
         "## h5USID",

@@ -77,7 +77,7 @@ def steps(files: dict[str, Path], out: Path, shape: tuple[int, int], side: int) 
         "h5USID read to N-D": (("raw h5py read + reshape (contiguous)", SAME_H5USID), IMPORTS, f"array = ub.read({str(files['h5usid'])!r})[0].to_ndarray()"),
         "xarray engine=usid, .load().values": (("raw h5py read + reshape (contiguous)", SAME_H5USID), IMPORTS + "\nimport xarray", f"array = xarray.open_dataset({str(files['h5usid'])!r}, engine='usid').load()['Current'].values"),
         "HyperSpy lazy load + compute": (("raw h5py read + reshape (contiguous)", SAME_H5USID), IMPORTS + "\nimport hyperspy.api as hs\nfrom usidbridge.converters import hyperspy as converter", f"signal = hs.load({str(files['h5usid'])!r}, file_format=converter, lazy=True)\nsignal.compute(show_progressbar=False)"),
-        "dask over the raw file in 64 MiB chunks, compute (the floor of any chunked lazy array)": ("raw h5py read + reshape (contiguous)", IMPORTS, DASK_COMPUTE.format(**names)),
+        "dask over the raw file through h5py in 64 MiB chunks, compute (the chunks and their concatenation both in memory)": ("raw h5py read + reshape (contiguous)", IMPORTS, DASK_COMPUTE.format(**names)),
         "raw h5py write (contiguous)": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), RAW_WRITE.format(**names)),
         "h5USID write from memory": ("raw h5py write (contiguous)", IMPORTS + "\n" + MEMORY.format(**names), f"ub.write(dataset, {str(out)!r}, overwrite=True)"),
     }.items()}

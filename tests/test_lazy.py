@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from usidbridge.errors import UnreadableFileError
-from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, read_ahead, reads_hdf5
+from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, is_file_backed, mapped, read_ahead, reads_hdf5
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -77,3 +77,65 @@ def test_reads_hdf5_sees_through_the_hub_wrappers(tmp_path):
     array = np.zeros((4, 3))
     assert not reads_hdf5(array) and not reads_hdf5(OrderedRows(array)) and not reads_hdf5(FlatRows(array.reshape(2, 2, 3), 2))
     assert list(read_ahead(lambda start, stop: array[start:stop], [(0, 2), (2, 4)], threaded=False))[1][:2] == (2, 4)
+
+
+def _mapped_flags(path) -> tuple[bool, np.ndarray, np.ndarray]:
+    """Whether dask's chunks of the lazily read Main dataset are views of the file's pages, its
+    computed N-D data, and the data read eagerly."""
+    import usidbridge as ub
+
+    (lazy,) = ub.read(path, lazy=True)
+    nd = lazy.lazy_nd(map_file=True)
+    flags = nd.map_blocks(lambda block: np.full(block.shape, is_file_backed(block)), dtype=bool)  # no dropped axes: those concatenate
+    return bool(flags.all().compute()), nd.compute(), ub.read(path)[0].to_ndarray()
+
+
+@pytest.mark.parametrize("dtype", ["<u2", ">i4", "<f4", ">f8", "<c8", ">c16"])
+def test_dask_chunks_of_contiguous_data_are_views_of_the_file(tmp_path, dtype):
+    import usidbridge as ub
+
+    array = (np.arange(6 * 5 * 7) % 251).astype(dtype).reshape(6, 5, 7)
+    dims = [ub.Dimension("Y", "m", 6), ub.Dimension("X", "m", 5)], [ub.Dimension("Bias", "V", 7)]
+    path = ub.write(ub.Dataset.from_ndarray(array, *dims, quantity="Q", units="A"), tmp_path / "map.h5", compression="none")
+    file_backed, computed, eager = _mapped_flags(path)
+    assert file_backed and computed.dtype == eager.dtype == np.dtype(dtype)
+    assert np.array_equal(computed, array) and np.array_equal(eager, array)
+    assert not is_file_backed(computed)  # compute copies out of the file's pages: the result is the caller's
+
+
+def test_chunked_compressed_compound_and_empty_data_are_read_through_hdf5(tmp_path):
+    import h5py
+
+    import usidbridge as ub
+
+    array = np.arange(4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5)
+    dims = [ub.Dimension("Y", "m", 4), ub.Dimension("X", "m", 3)], [ub.Dimension("Bias", "V", 5)]
+    path = ub.write(ub.Dataset.from_ndarray(array, *dims, quantity="Q", units="A"), tmp_path / "map.h5", compression="gzip")
+    file_backed, computed, _eager = _mapped_flags(path)
+    assert not file_backed and np.array_equal(computed, array)
+    with h5py.File(tmp_path / "block.h5", "w", userblock_size=512) as file:
+        file.create_dataset("data", data=array)
+        assert np.array_equal(mapped(file["data"]), array)  # the offset counts the user block
+    with h5py.File(tmp_path / "compound.h5", "w") as file:
+        file.create_dataset("data", data=np.zeros(3, [("a", "<i2"), ("b", "<f8")]))
+        file.create_dataset("empty", shape=(0, 4), dtype="f4")
+        assert mapped(file["data"]) is None and mapped(file["empty"]) is None
+
+
+def test_data_past_the_end_of_the_file_is_refused_before_it_could_be_mapped(tmp_path):
+    """A file whose superblock lies about its end (truncated, then patched): libhdf5 refuses to open
+    data that ends past it, so `mapped` never maps pages the file does not have (SIGBUS on access)."""
+    import h5py
+
+    import usidbridge as ub
+
+    path = tmp_path / "cut.h5"
+    with h5py.File(path, "w", libver="earliest") as file:
+        file.create_dataset("data", data=np.arange(100_000, dtype="f8").reshape(1000, 100))
+    size = 400_000
+    with open(path, "r+b") as handle:
+        handle.truncate(size)
+        handle.seek(40)  # superblock version 0: the end-of-file address
+        handle.write(size.to_bytes(8, "little"))
+    with pytest.raises(UnreadableFileError, match="cut.h5"):
+        ub.read(path, lazy=True)

@@ -65,6 +65,36 @@ def reads_hdf5(data: Any) -> bool:
     return False
 
 
+def mapped(data: Any) -> np.ndarray | None:
+    """The data of an h5py dataset (bare or in a `FileArray`) as a copy-on-write memory map of its file,
+    when its bytes lie there as one run in numpy's layout: contiguous (no chunks, so no filters), not
+    external or virtual, allocated, of an integer, float or complex type, in a file of libhdf5's
+    default driver. None otherwise.
+
+    Dask's chunks read it as views of the page cache, so computing them copies the data once (into
+    the result) where h5py's reads would copy it twice. Writes to the map stay in memory.
+    """
+    import h5py
+
+    if isinstance(data, FileArray):
+        data = data.array
+    if not isinstance(data, h5py.Dataset) or data.chunks is not None or data.external or data.is_virtual or data.size == 0:
+        return None
+    dtype, file = np.dtype(data.dtype), data.file
+    stored = data.id.get_type()
+    if dtype.kind not in "iufc" or stored.get_size() != dtype.itemsize or file.driver != "sec2":
+        return None
+    if dtype.kind == "c" and (stored.get_member_offset(0), stored.get_member_offset(1)) != (0, dtype.itemsize // 2):
+        return None
+    offset = data.id.get_offset()  # from the file's start, user block included; never past its end (libhdf5 refuses to open such data)
+    if offset is None:
+        return None
+    try:
+        return np.memmap(file.filename, dtype=dtype, mode="c", offset=offset, shape=data.shape)
+    except OSError:  # a file system without memory maps: dask reads through h5py
+        return None
+
+
 def read_ahead(read: Callable[[int, int], np.ndarray], ranges: Sequence[tuple[int, int]], threaded: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
     """``(start, stop, read(start, stop))`` for each range; when `threaded`, the next block is read in
     a worker thread while the caller writes this one, with two blocks in memory.

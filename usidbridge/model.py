@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError, NotAGridError, UnreadableFileError
-from .lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows, RowReader, as_dask, is_file_backed
+from .lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows, RowReader, as_dask, is_file_backed, mapped
 
 PLACEHOLDER_NAME = "arb"
 PLACEHOLDER_UNITS = "a.u."
@@ -493,15 +493,24 @@ class Dataset:
             return self.data
         return as_dask(self.data)
 
-    def lazy_nd(self) -> Any:
+    def lazy_nd(self, map_file: bool = False) -> Any:
         """The N-D form without reading it: numpy stays a view, dask stays dask; data left in a file
         becomes dask in chunks of whole slabs of the slowest position dim, read through `NDRows`
-        (no rechunking of row blocks that straddle the slabs)."""
+        (no rechunking of row blocks that straddle the slabs).
+
+        With `map_file`, data that lies contiguous in an HDF5 file is read as views of a memory map
+        (`lazy.mapped`): computing the whole array then holds it once, not twice (chunks and their
+        concatenation). Streaming writers read through h5py, which is faster for them (1 GiB to
+        netCDF: 0.57 s against 0.70 s).
+        """
         if isinstance(self.data, np.ndarray) or hasattr(self.data, "compute"):
             return self.data.reshape(self.nd_shape)
         import dask.array
 
-        rows = NDRows(self.data if isinstance(self.data, (FileArray, RowReader)) else FileArray(self.data), self.nd_shape, self.pos.shape)
+        source = mapped(self.data) if map_file else None
+        if source is None:
+            source = self.data if isinstance(self.data, (FileArray, RowReader)) else FileArray(self.data)
+        rows = NDRows(source, self.nd_shape, self.pos.shape)
         slab_bytes = max(1, rows.rows_per_step * self.shape[1] * self.dtype.itemsize)
         chunks = (max(1, LAZY_BLOCK_BYTES // slab_bytes), *self.nd_shape[1:])
         return dask.array.from_array(rows, chunks=chunks, name=False, meta=np.empty((0,) * len(self.nd_shape), self.dtype))

@@ -97,7 +97,7 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     """The RosettaSciIO dictionary of one (non-compound) grid dataset."""
     if not dataset.is_grid:
         raise UnsupportedFeatureError(f"{dataset.quantity}: HyperSpy axes need a full grid; non-grid positions are kept by h5usid and netcdf")
-    data = dataset.lazy_nd() if lazy else np.asarray(dataset.data).reshape(dataset.nd_shape)
+    data = dataset.lazy_nd(map_file=True) if lazy else np.asarray(dataset.data).reshape(dataset.nd_shape)
     pos, spec = list(dataset.pos.dims), list(dataset.spec.dims)
     encoded: list[list[float] | None] = []  # by axis number: dim names may be anything, HyperSpy's metadata keys may not
     if is_image(dataset):

@@ -42,6 +42,7 @@ from usidbridge.hdf import (
     copy_rows,
     damaged_hdf5,
     dereference,
+    failed_write,
     has_hdf5_signature,
     open_hdf5,
     path_of,
@@ -126,7 +127,7 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     name, source = path_of(main).rsplit("/", 1)[-1], f"{main.file.filename}::{path_of(main)}"
     data = require_backed(main, main.file.filename)  # last: attributes cannot be read through the reopened handle
     return Dataset(
-        FileArray(data) if lazy else data[()],
+        FileArray(data) if lazy else FileArray(data)[()],
         pos,
         spec,
         name=name,
@@ -209,7 +210,7 @@ def _shared(group: h5py.Group, kind: str, members: list[tuple[Dataset, h5py.Grou
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
     """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement."""
     measurements = group_by_positions(datasets)
-    with h5py.File(path, "w") as file:
+    with failed_write(path), h5py.File(path, "w") as file:
         root_attributes: dict[str, Any] = {}
         for dataset in reversed(datasets):
             root_attributes.update(_layout(dataset, "file"))
@@ -248,7 +249,7 @@ def add_results(
     Returns the HDF5 path of the new group. On failure the partial group is removed.
     """
     sources = [sources] if isinstance(sources, str) else list(sources)
-    with h5py.File(path, "r+") as file:
+    with failed_write(path), h5py.File(path, "r+") as file:
         source_mains = [file[source] for source in sources]
         first = source_mains[0]
         source_tables = _tables(first)

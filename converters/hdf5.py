@@ -101,7 +101,7 @@ def read_dataset(path: str, dataset: h5py.Dataset, lazy: bool, spectroscopic: Se
         "source": f"{dataset.file.filename}::{path}",
     }
     data = require_backed(dataset, dataset.file.filename)  # last: attributes cannot be read through the reopened handle
-    return from_labelled(FileArray(data) if lazy else data[()], unique_per_side(dims, spectral), spectral, **attributes)
+    return from_labelled(FileArray(data) if lazy else FileArray(data)[()], unique_per_side(dims, spectral), spectral, **attributes)
 
 
 class Hdf5Format(Format):

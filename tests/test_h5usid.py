@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
 from usidbridge.converters import h5usid
-from usidbridge.errors import NotUSIDError, OutputExistsError, UnreadableFileError
+from usidbridge.errors import NotUSIDError, OutputExistsError, UnreadableFileError, WriteError
 
 from conftest import need
 from strategies import datasets
@@ -241,7 +241,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(h5usid, "copy_rows", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(WriteError, match="out.h5: cannot write the file: disk full"):
         ub.write(dataset, tmp_path / "out.h5")
     assert list(tmp_path.iterdir()) == []
 
@@ -290,3 +290,50 @@ def test_metadata_hdf5_cannot_hold_is_encoded_and_read_back(tmp_path):
     del back.metadata["h5usid"]
     assert back.metadata == AWKWARD_METADATA
     assert ub.validate(tmp_path / "awkward.h5").ok
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<c8", ">u2"])
+def test_large_data_read_in_parallel_parts_equals_what_pyusid_reads(tmp_path, usid, dtype):
+    """Main datasets of 16 MiB and more are read straight from the file in one part per core
+    (`lazy.read_in_parts`): the same array, in the file's byte order, as h5py and pyUSID read."""
+    shape = (64, 64, 2048 if np.dtype(dtype).itemsize < 8 else 1024)
+    array = (np.arange(np.prod(shape)) % 65521).astype(dtype).reshape(shape)
+    dims = [ub.Dimension("Y", "m", shape[0]), ub.Dimension("X", "m", shape[1])], [ub.Dimension("Bias", "V", shape[2])]
+    dataset = ub.Dataset.from_ndarray(array, *dims, quantity="Current", units="A")
+    path = ub.write([dataset, ub.Dataset.from_ndarray(array[..., :3].copy(), dims[0], [ub.Dimension("F", "Hz", 3)], name="Small")], tmp_path / "big.h5")
+    with h5py.File(path, "r") as file:
+        main = file[MAIN]
+        assert main.chunks is None and main.dtype == np.dtype(dtype) and np.array_equal(main[()], array.reshape(-1, shape[2]))
+        peer = usid.USIDataset(main)
+        assert usid.hdf_utils.check_if_main(main) and np.array_equal(peer.get_n_dim_form(), array)
+    back = ub.read(path)
+    assert np.array_equal(back[0].to_ndarray(), array) and np.array_equal(back[1].to_ndarray(), array[..., :3])
+
+
+FULL_DISK = """
+import os, resource, signal, sys
+import numpy as np
+import usidbridge as ub
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+side, points = {shape}
+data = np.ones((side, side, points), np.float32)
+dataset = ub.Dataset.from_ndarray(data, [ub.Dimension("Y", "m", side), ub.Dimension("X", "m", side)], [ub.Dimension("V", "V", points)])
+try:
+    ub.write(dataset, sys.argv[1])
+except ub.errors.WriteError as error:
+    print(error)
+"""
+
+
+@pytest.mark.parametrize("shape, limit", [((64, 1024), 12 << 20), ((16, 1024), 512 << 10)], ids=["16 MiB over 12 MiB", "1 MiB over 512 KiB"])
+def test_a_full_disk_is_a_write_error_naming_the_file_and_leaves_nothing(tmp_path, shape, limit):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out" / "map.h5"
+    out.parent.mkdir()
+    result = subprocess.run([sys.executable, "-c", FULL_DISK.format(limit=limit, shape=shape), str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr  # no crash of libhdf5 on the failed close
+    assert result.stdout.strip() == f"{out}: cannot write the file: File too large"
+    assert list(out.parent.iterdir()) == []

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from usidbridge.errors import UnreadableFileError
-from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, is_file_backed, mapped, read_ahead, reads_hdf5
+from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, file_offset, is_file_backed, leading_rows, mapped, read_ahead, read_in_parts, reads_hdf5
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -115,6 +115,8 @@ def test_chunked_compressed_compound_and_empty_data_are_read_through_hdf5(tmp_pa
     assert not file_backed and np.array_equal(computed, array)
     with h5py.File(tmp_path / "block.h5", "w", userblock_size=512) as file:
         file.create_dataset("data", data=array)
+        assert mapped(file["data"]) is None  # open for writing: its latest bytes may be in libhdf5's buffers
+    with h5py.File(tmp_path / "block.h5", "r") as file:
         assert np.array_equal(mapped(file["data"]), array)  # the offset counts the user block
     with h5py.File(tmp_path / "compound.h5", "w") as file:
         file.create_dataset("data", data=np.zeros(3, [("a", "<i2"), ("b", "<f8")]))
@@ -139,3 +141,43 @@ def test_data_past_the_end_of_the_file_is_refused_before_it_could_be_mapped(tmp_
         handle.write(size.to_bytes(8, "little"))
     with pytest.raises(UnreadableFileError, match="cut.h5"):
         ub.read(path, lazy=True)
+
+
+def test_large_reads_bypass_libhdf5_only_while_nobody_writes_the_file(tmp_path):
+    """Whole rows of contiguous data are read in parallel parts straight from the file; while a handle
+    in this process writes the file, its latest data may be in libhdf5's buffers, so libhdf5 reads it."""
+    import h5py
+
+    path = tmp_path / "big.h5"
+    array = np.arange(5_000_000, dtype=">f4").reshape(5000, 1000)  # 19 MiB, big-endian
+    with h5py.File(path, "w") as file:
+        file.create_dataset("data", data=array)
+    with h5py.File(path, "r") as file:
+        rows = FileArray(file["data"])
+        assert file_offset(file["data"]) is not None
+        for key in [(), np.s_[...], np.s_[:], np.s_[100:4900], np.s_[100:4900, :], np.s_[::2], np.s_[5, :], np.s_[:, 3]]:
+            part = rows[key]
+            assert np.array_equal(part, array[key]) and part.dtype == array.dtype, key
+    with h5py.File(path, "r+") as writer, h5py.File(path, "r") as reader:
+        writer["data"][0, 0] = -1
+        assert file_offset(reader["data"]) is None and FileArray(reader["data"])[()][0, 0] == -1
+
+
+def test_leading_rows_are_the_keys_whose_bytes_are_one_run():
+    array = np.arange(5 * 3 * 2).reshape(5, 3, 2)
+    runs = [(), Ellipsis, np.s_[:], np.s_[1:4], np.s_[1:4, :], np.s_[1:4, ...], np.s_[4:1], np.s_[-2:], np.s_[..., :], np.s_[:, ..., :]]
+    others = [np.s_[..., 1], np.s_[1:4, 1], np.s_[::2], 3, np.s_[[1, 2]], np.s_[np.array([1])], np.s_[:, 1:]]
+    for key in runs:
+        start, stop = leading_rows(key, array.shape)
+        assert np.array_equal(array[key], array[start:stop]), key
+    assert all(leading_rows(key, array.shape) is None for key in others) and leading_rows((), ()) is None
+
+
+def test_a_file_that_ends_inside_the_data_is_an_error(tmp_path):
+    path = tmp_path / "short.bin"
+    path.write_bytes(bytes(range(256)) * 64)
+    target = np.empty(20_000, np.uint8)
+    with pytest.raises(UnreadableFileError, match="ends 3616 bytes before the end of its data"):
+        read_in_parts(str(path), 0, target)
+    read_in_parts(str(path), 1000, target[:15_000])
+    assert np.array_equal(target[:15_000], np.frombuffer(path.read_bytes()[1000:16_000], np.uint8))

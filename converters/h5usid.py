@@ -149,6 +149,7 @@ def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix:
     for start in range(0, ancillary.size, ANCILLARY_BLOCK_ROWS):
         stop = min(ancillary.size, start + ANCILLARY_BLOCK_ROWS)
         index_block, value_block = ancillary.rows(start, stop)
+        value_block = value_block.astype(values.dtype, copy=False)  # converted by numpy: faster than by libhdf5 on writing
         if kind == "Position":
             indices[start:stop], values[start:stop] = index_block, value_block
         else:

@@ -301,6 +301,18 @@ class Ancillary:
         """Indices and values of rows [start, stop): computed from the dims of a grid, so no full table is built."""
         if self._dims is None or (self._indices is not None and self._values is not None):
             return self.indices[start:stop], self.values[start:stop]
+        inner = math.prod(self.shape[1:])
+        first, last = start // inner, -(-stop // inner)
+        if (last - first) * inner <= 2 * (stop - start):  # whole slabs of the slowest dim, trimmed: filled by broadcasting
+            sizes = (last - first, *self.shape[1:])
+            indices = np.empty((math.prod(sizes), self.ndim), self.index_dtype)
+            values = np.empty(indices.shape, np.float64)
+            columns = [np.arange(size, dtype=indices.dtype) for size in sizes]
+            columns[0] = columns[0] + first
+            _fill_grid(indices, sizes, columns)
+            _fill_grid(values, sizes, [self._dims[0].values[first:last], *[dim.values for dim in self._dims[1:]]])
+            trim = slice(start - first * inner, stop - first * inner)
+            return indices[trim], values[trim]
         flat = np.arange(start, stop, dtype=np.int64)
         indices = np.stack(np.unravel_index(flat, self.shape), axis=1).astype(self.index_dtype)
         values = np.empty(indices.shape, dtype=np.float64)

@@ -50,6 +50,18 @@ def test_from_table_finds_the_order_in_any_column_order(dims, permutation):
         assert dim == next(d for d in dims if d.name == dim.name)
 
 
+@given(dims=dimensions(3, max_size=5), data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_rows_of_a_grid_are_its_tables_rows(dims, data):
+    """Writers take a grid's tables by blocks of rows, computed from the dims without the full tables."""
+    whole = Ancillary(dims)
+    start = data.draw(st.integers(0, whole.size))
+    stop = data.draw(st.integers(start, whole.size))
+    indices, values = Ancillary(dims).rows(start, stop)
+    assert indices.dtype == whole.indices.dtype and np.array_equal(indices, whole.indices[start:stop])
+    assert np.array_equal(values, whole.values[start:stop], equal_nan=True)
+
+
 def test_fastest_first_file_order_is_reversed():
     grid = Ancillary([Dimension("Y", "m", 3), Dimension("X", "m", 4)])
     fastest_first = Ancillary.from_table(["X", "Y"], ["m", "m"], grid.indices[:, ::-1], grid.values[:, ::-1])

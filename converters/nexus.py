@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, failed_write, has_hdf5_signature, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
@@ -361,7 +361,7 @@ def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:
 
 
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
-    with failed_write(path), h5py.File(path, "w", track_order=True) as file:
+    with h5py.File(path, "w", track_order=True) as file:
         entry = _entry(file)
         taken: set[str] = set()
         for dataset in datasets:
@@ -374,7 +374,7 @@ def write_dual(datasets: Sequence[Dataset], path: Path, compression: str | None 
     """h5USID written by the registered h5usid format, then NXdata groups linking its Main datasets."""
     registry.get("h5usid").write(datasets, path, compression=compression)
     in_file_order = [dataset for members in group_by_positions(datasets) for dataset in members]  # h5usid's layout order
-    with failed_write(path), h5py.File(path, "r+") as file:
+    with h5py.File(path, "r+") as file:
         mains = sorted(main_candidates(file), key=lambda main: main.name)
         entry = _entry(file)
         taken: set[str] = set()

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import registry
 from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
-from .hdf import atomic_output
+from .hdf import atomic_output, failed_write
 from .model import Dataset
 
 PathLike = str | os.PathLike[str]
@@ -99,7 +99,7 @@ def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | N
         if errors:
             raise ModelError(f"dataset {item.name!r} breaks USID rule {errors[0].rule}: {errors[0].message}")
     writer.check_writable(datasets)
-    with atomic_output(path, overwrite=overwrite) as temporary:
+    with atomic_output(path, overwrite=overwrite) as temporary, failed_write(temporary):
         writer.write(datasets, temporary, **options)
     return path
 

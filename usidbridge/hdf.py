@@ -26,6 +26,7 @@ from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 COPY_BLOCK_BYTES = 64 * 2**20
+FULL_DISK_BYTES = 2**20  # less free space than this after a failed write: the disk is full
 CHUNK_TARGET_BYTES = 4 * 2**20
 CHUNK_MAX_BYTES = 2**31
 COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
@@ -445,13 +446,25 @@ def _row_blocks(data: Any, ranges: list[tuple[int, int]]) -> Any:
 
 @contextlib.contextmanager
 def failed_write(path: str | os.PathLike[str]) -> Iterator[None]:
-    """Turn what libhdf5 says when it cannot write a file (h5py raises OSError or RuntimeError, with
-    the system's reason in the text) into one `WriteError` naming the file and the reason."""
+    """Turn what a writer meets when the system refuses its writes (a full disk, a file-size limit,
+    no permission) into one `WriteError` naming the file and the reason: Python's OSError, or the
+    RuntimeError of libhdf5 (through h5py, with the system's reason in its text) and netCDF-C
+    ("NetCDF: HDF error", without one: the disk's free space then says whether it is full)."""
     try:
         yield
+    except (RecursionError, NotImplementedError):
+        raise
     except (OSError, RuntimeError) as error:
-        reason = re.search(r"error message = '([^']+)'", str(error))
-        raise WriteError(f"cannot write the file: {reason.group(1) if reason else str(error).splitlines()[0]}", path) from None
+        told = re.search(r"error message = '([^']+)'", str(error))
+        reason = told.group(1) if told else (error.strerror if isinstance(error, OSError) and error.strerror else str(error).splitlines()[0])
+        if not told and not isinstance(error, OSError):  # the library did not say what the system said
+            try:
+                free = shutil.disk_usage(Path(path).parent).free
+            except OSError:
+                free = FULL_DISK_BYTES
+            if free < FULL_DISK_BYTES:
+                reason += f" (its disk has {free} bytes free)"
+        raise WriteError(f"cannot write the file: {reason}", path) from None
 
 
 def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:

@@ -10,7 +10,9 @@ numpy and memory-mapped data stay views, dask data stays lazy.
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,13 +134,31 @@ def read_by_rows(dataset: Dataset, stack: Any) -> Dataset:
     return dataset
 
 
+def reserve_disk(stack: np.ndarray) -> None:
+    """Give the memory-mapped file under `stack` its disk blocks before it is filled: on a full disk
+    that is an OSError here (ENOSPC), where a write to a page of the sparse file would kill the
+    process (SIGBUS). A file system that cannot reserve space leaves the file as it is."""
+    base: Any = stack
+    while base is not None and getattr(base, "filename", None) is None:
+        base = getattr(base, "base", None)
+    if base is None or not hasattr(os, "posix_fallocate"):
+        return
+    with open(base.filename, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as error:
+            if error.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+
+
 def fill_stack(stack: np.ndarray, dataset: Dataset, block_bytes: int = COPY_BLOCK_BYTES) -> None:
     """Write a grid dataset into `stack`, a writeable array of its stack shape (a memory-mapped output file).
 
     One pass over the data in blocks of whole positions, each transposed into its place while the
     next is read (`read_ahead`): memory stays at two blocks whatever the file size, and each chunk
-    of an h5USID file is read once.
+    of an h5USID file is read once. The file's disk space is reserved first (`reserve_disk`).
     """
+    reserve_disk(stack)
     view = _stack_view(stack, dataset)
     leading, plane = view.shape[0], view.shape[3]
     itemsize = dataset.dtype.itemsize

@@ -44,6 +44,7 @@ from usidbridge.hdf import (
     dereference,
     failed_write,
     has_hdf5_signature,
+    new_hdf5,
     open_hdf5,
     path_of,
     read_attrs,
@@ -211,7 +212,7 @@ def _shared(group: h5py.Group, kind: str, members: list[tuple[Dataset, h5py.Grou
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
     """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement."""
     measurements = group_by_positions(datasets)
-    with h5py.File(path, "w") as file:
+    with new_hdf5(path) as file:
         root_attributes: dict[str, Any] = {}
         for dataset in reversed(datasets):
             root_attributes.update(_layout(dataset, "file"))

@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
@@ -361,7 +361,7 @@ def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:
 
 
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
-    with h5py.File(path, "w", track_order=True) as file:
+    with new_hdf5(path, track_order=True) as file:
         entry = _entry(file)
         taken: set[str] = set()
         for dataset in datasets:

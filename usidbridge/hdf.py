@@ -529,6 +529,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
         target[start:stop] = block
         del block  # before the next block is read: one block in memory when not reading ahead
         progress.advance(stop * row_bytes, rows * row_bytes)
+    target.flush()
 
 
 def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
@@ -548,6 +549,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
         del block  # before the next block is read
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
+    target.flush()
 
 
 PARTIAL = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")

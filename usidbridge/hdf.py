@@ -1,7 +1,9 @@
 """Small h5py helpers shared by the h5USID and NeXus converters and the rules.
 
 String attributes (HDF5 stores them as bytes or as variable-length strings), references that may
-dangle, metadata trees as groups and attributes, block-wise copies, and atomic output files.
+dangle, metadata trees as groups and attributes, block-wise copies, new files closed safely when a
+write fails (`new_hdf5`), and, for every writer, atomic output files and one `WriteError` for a
+write the system refuses (`failed_write`).
 """
 
 from __future__ import annotations
@@ -529,7 +531,7 @@ def copy_rows(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYT
         target[start:stop] = block
         del block  # before the next block is read: one block in memory when not reading ahead
         progress.advance(stop * row_bytes, rows * row_bytes)
-    target.flush()
+    target.flush()  # a chunk that cannot be written fails here, not silently when the dataset is freed
 
 
 def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES) -> None:
@@ -549,7 +551,7 @@ def copy_nd(target: h5py.Dataset, data: Any, block_bytes: int = COPY_BLOCK_BYTES
         target[start:stop] = block.reshape((stop - start, *target.shape[1:]))
         del block  # before the next block is read
         progress.advance(stop * slab_bytes, target.shape[0] * slab_bytes)
-    target.flush()
+    target.flush()  # a chunk that cannot be written fails here, not silently when the dataset is freed
 
 
 PARTIAL = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.partial$")

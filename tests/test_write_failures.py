@@ -66,3 +66,27 @@ def test_stacks_filled_through_a_memory_map_have_their_disk_space_first(tmp_path
 
 def test_write_error_is_a_usidbridge_error():
     assert issubclass(WriteError, ub.errors.UsidBridgeError)
+
+
+def test_the_reason_comes_from_the_system_or_the_disk(tmp_path, monkeypatch):
+    """libhdf5 buries the system's reason in its text; netCDF-C gives none, so a full disk says so."""
+    import collections
+    import shutil
+
+    from usidbridge.hdf import failed_write
+
+    out = tmp_path / "out.nc"
+    told = RuntimeError("Can't decrement id ref count (file write failed: time = now, errno = 28, error message = 'No space left on device', buf = 0x1)")
+    for error, free, expected in [
+        (told, 0, "No space left on device"),
+        (RuntimeError("NetCDF: HDF error"), 0, "NetCDF: HDF error (its disk has 0 bytes free)"),
+        (RuntimeError("NetCDF: HDF error"), 10 << 30, "NetCDF: HDF error"),
+        (OSError(28, "No space left on device"), 0, "No space left on device"),
+    ]:
+        monkeypatch.setattr(shutil, "disk_usage", lambda _path, free=free: collections.namedtuple("usage", "total used free")(1, 1, free))
+        with pytest.raises(WriteError) as raised:
+            with failed_write(out):
+                raise error
+        assert str(raised.value) == f"{out}: cannot write the file: {expected}"
+    with pytest.raises(NotImplementedError), failed_write(out):
+        raise NotImplementedError("a bug, not a refused write")

@@ -151,9 +151,9 @@ def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix:
     dtypes = ancillary.index_dtype, ancillary.values_dtype
 
     def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = ancillary.rows(start, stop)
-        rows = (rows[0], rows[1].astype(dtypes[1], copy=False))  # converted by numpy: faster than by libhdf5 on writing
-        return rows if kind == "Position" else (rows[0].T, rows[1].T)
+        index_rows, value_rows = ancillary.rows(start, stop)
+        value_rows = value_rows.astype(dtypes[1], copy=False)  # converted by numpy: faster than by libhdf5 on writing
+        return (index_rows, value_rows) if kind == "Position" else (index_rows.T, value_rows.T)
 
     if ancillary.size <= ANCILLARY_BLOCK_ROWS:
         indices, values = (group.create_dataset(name, data=table) for name, table in zip(names, block(0, ancillary.size)))
@@ -161,8 +161,8 @@ def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix:
         shape = (ancillary.size, ancillary.ndim) if kind == "Position" else (ancillary.ndim, ancillary.size)
         indices, values = (group.create_dataset(name, shape=shape, dtype=dtype) for name, dtype in zip(names, dtypes))
         for start in range(0, ancillary.size, ANCILLARY_BLOCK_ROWS):
-            rows = np.s_[start : start + ANCILLARY_BLOCK_ROWS] if kind == "Position" else np.s_[:, start : start + ANCILLARY_BLOCK_ROWS]
-            indices[rows], values[rows] = block(start, min(ancillary.size, start + ANCILLARY_BLOCK_ROWS))
+            span = np.s_[start : start + ANCILLARY_BLOCK_ROWS] if kind == "Position" else np.s_[:, start : start + ANCILLARY_BLOCK_ROWS]
+            indices[span], values[span] = block(start, min(ancillary.size, start + ANCILLARY_BLOCK_ROWS))
     for table in (indices, values):
         write_attr(table, "labels", string_list(list(ancillary.labels)))
         write_attr(table, "units", string_list(list(ancillary.units)))

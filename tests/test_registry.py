@@ -121,6 +121,44 @@ def test_third_party_format_through_entry_point(tmp_path):
     assert "plaincsv" in names and "h5usid" in names and values == "[1.0, 2.0, 3.0]"
 
 
+BROKEN_SNIFF = PLUGIN.replace("return 1 if path.suffix == \".csv\" else 0", "return 1 // 0")
+
+
+def test_a_plugin_whose_sniff_fails_is_skipped_with_a_warning(tmp_path):
+    """A bug in a plugin's sniff must not stop every file being read: a warning names the plugin."""
+    (tmp_path / "plaincsv_plugin.py").write_text(BROKEN_SNIFF)
+    info = tmp_path / "plaincsv_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plaincsv-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[usidbridge.formats]\nplaincsv = plaincsv_plugin:CsvFormat\n")
+    source = tmp_path / "columns.txt"  # no built-in format claims .txt: every sniff is asked, the plugin's too
+    source.write_text("1 2 3\n4 5 6\n7 8 9\n")
+    script = (
+        "import sys, warnings; sys.path.insert(0, sys.argv[1]); import usidbridge as ub\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    print(ub.registry.detect(sys.argv[2]).name)\n"
+        "print([str(w.message) for w in caught])"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path), str(source)], capture_output=True, text=True, check=True)
+    name, messages = result.stdout.splitlines()
+    assert name == "columns"
+    assert "format plugin 'plaincsv' failed to look at" in messages and "ZeroDivisionError" in messages
+
+
+def test_a_built_in_sniff_meeting_a_damaged_hdf5_file_scores_0(clean_registry, tmp_path):
+    path = compliant_file(tmp_path / "ok.h5")
+
+    class Damaged(registry.Format):
+        name = "damagedlook"
+
+        def sniff(self, head, path):
+            raise KeyError("Unable to synchronously open object (component not found)")
+
+    ub.register(Damaged)
+    assert registry._sniff(registry.get("damagedlook"), b"", path) == 0
+
+
 def test_import_is_light():
     heavy = ("hyperspy", "xarray", "fabio", "tifffile", "nexusformat", "dask", "matplotlib", "pyUSID", "rich", "click")
     script = f"import sys, usidbridge; usidbridge.formats(); print([m for m in sys.modules if m.split('.')[0] in {heavy!r}])"

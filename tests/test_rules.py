@@ -244,6 +244,18 @@ def test_other_hdf5_files_give_findings_not_exceptions(shared_data, tmp_path):
     assert validate(netcdf).rule_ids() == {"F01"}
 
 
+def test_an_index_far_past_the_rows_is_a07_alone(tmp_path):
+    """An index of 4e9 in a table of 4 columns: A07, and no table of 4e9 values built to check A09."""
+    path = compliant_file(tmp_path / "far.h5")
+    with h5py.File(path, "r+") as file:
+        table = file[f"{CHANNEL}/Spectroscopic_Indices"][()]
+        table[0, 3] = 4_000_000_000
+        replace_dataset(file, f"{CHANNEL}/Spectroscopic_Indices", table)
+    report = validate(path)
+    assert report.rule_ids() == {"A07"}, report.to_text()
+    assert "largest index 4000000000" in report.to_text()
+
+
 def test_every_reference_dangling(tmp_path):
     path = compliant_file(tmp_path / "dangling.h5")
     with h5py.File(path, "r+") as file:

@@ -27,6 +27,10 @@ from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, Unsuppo
 from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# What h5py raises where libhdf5 cannot read an object of a damaged file: OSError and RuntimeError
+# (I/O and structure), KeyError (a link whose target is gone), ValueError (a bad value; text that is
+# not UTF-8) and TypeError (a datatype numpy has no form for).
+DAMAGED_HDF5 = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 COPY_BLOCK_BYTES = 64 * 2**20
 FULL_DISK_BYTES = 2**20  # less free space than this after a failed write: the disk is full
 CHUNK_TARGET_BYTES = 4 * 2**20
@@ -438,7 +442,7 @@ def dereference(file: h5py.File, reference: Any) -> h5py.HLObject | None:
         return None
     try:
         target = file[reference]
-    except (KeyError, ValueError, OSError, RuntimeError):
+    except DAMAGED_HDF5:
         return None
     return target if target.name is not None else None
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .errors import IS_A_FOLDER, MissingDependencyError, UnknownFormatError, UnknownOptionError, UnreadableFileError, UnsupportedFeatureError
-from .hdf import sniffing
+from .hdf import DAMAGED_HDF5, sniffing
 
 if TYPE_CHECKING:
     from .model import Dataset
@@ -181,6 +181,7 @@ class Format:
 
 _REGISTRY: dict[str, Format] = {}
 _DISCOVERED = False
+_PLUGINS: set[str] = set()  # names of the formats registered from entry points
 
 
 def register(format: Format | type[Format], *, replace: bool = False) -> Format:
@@ -209,7 +210,7 @@ def _discover() -> None:
         try:
             plugin = entry_point.load()
             if (plugin() if isinstance(plugin, type) else plugin).name not in _REGISTRY:
-                register(plugin)
+                _PLUGINS.add(register(plugin).name)
         except Exception as error:  # a broken plugin must not break the tool
             warnings.warn(f"format plugin {entry_point.name!r} could not be loaded: {error}", stacklevel=2)
 
@@ -239,6 +240,21 @@ def for_extension(path: str | Path) -> Format:
     raise UnknownFormatError(f"no format writes {suffix or 'files without an extension'!r}; pass a format name (--to)", path)
 
 
+def _sniff(format: Format, head: bytes, path: Path) -> int:
+    """The format's score for the file: 0 where its look into an HDF5 file meets damage (it cannot
+    tell), and 0 with a warning when a plugin's sniff fails otherwise (a broken plugin must not stop
+    detection); a built-in sniff failing otherwise is a bug, and raises."""
+    try:
+        return min(SURE, int(format.sniff(head, path)))
+    except DAMAGED_HDF5:
+        return 0
+    except Exception as error:
+        if format.name not in _PLUGINS:
+            raise
+        warnings.warn(f"format plugin {format.name!r} failed to look at {path}: {type(error).__name__}: {error}", stacklevel=3)
+        return 0
+
+
 def detect(path: str | Path) -> Format:
     """The format of an existing file, from its content first and its extension second."""
     _discover()
@@ -256,10 +272,7 @@ def detect(path: str | Path) -> Format:
     scored = []
     with sniffing():  # the HDF5-based formats share one open file
         for rank, format in enumerate(_REGISTRY.values()):
-            try:
-                score = min(SURE, int(format.sniff(head, path)))
-            except Exception:
-                score = 0
+            score = _sniff(format, head, path)
             if score > 0:
                 scored.append((score, suffix in format.extensions, -rank, format))
             if score == SURE and suffix in format.extensions:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import h5py
 import numpy as np
 
-from .hdf import dereference, open_hdf5, string_attr, string_list_attr, unbacked_size
+from .hdf import DAMAGED_HDF5, dereference, open_hdf5, string_attr, string_list_attr, unbacked_size
 from .model import check_dtype, grid_layout
 
 if TYPE_CHECKING:
@@ -267,7 +267,7 @@ class _Checker:
     def check_function(self, kind: str, path: str, indices: np.ndarray, values: np.ndarray, labels: list[str] | None) -> None:
         for column in range(indices.shape[1]):
             index, value = indices[:, column].astype(np.int64), values[:, column]
-            if index.size == 0 or index.min() < 0:
+            if index.size == 0 or index.min() < 0 or index.max() >= index.size:  # A07 says it does not count
                 continue
             representative = np.empty(int(index.max()) + 1, dtype=value.dtype)
             representative[index] = value
@@ -319,12 +319,12 @@ def _candidates(file: h5py.File | h5py.Group) -> list[h5py.Dataset | str]:
         try:
             if isinstance(obj, h5py.Dataset) and any(key in obj.attrs for key in ANCILLARY_NAMES):
                 found.append(obj)
-        except Exception:
+        except DAMAGED_HDF5:
             found.append(f"{file.name.rstrip('/')}/{name}")
 
     try:
         file.visititems(visit)
-    except Exception:
+    except DAMAGED_HDF5:
         found.append(file.name)
     return found
 
@@ -350,7 +350,7 @@ def _validate_open(file: h5py.File | h5py.Group, name: str) -> Report:
             continue
         try:
             findings = _Checker(candidate).run()
-        except Exception as error:
+        except DAMAGED_HDF5 as error:
             findings = [Finding("F02", "error", candidate.name, f"could not be checked: {type(error).__name__}: {error}")]
         report.findings.extend(findings)
         if not any(finding.severity == "error" for finding in findings):

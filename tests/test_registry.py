@@ -105,12 +105,17 @@ class CsvFormat(Format):
 '''
 
 
-def test_third_party_format_through_entry_point(tmp_path):
-    (tmp_path / "plaincsv_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "plaincsv_plugin-1.0.dist-info"
+def install_plugin(folder, source: str) -> None:
+    """The plugin module `source` as an installed distribution in `folder`, with its entry point."""
+    (folder / "plaincsv_plugin.py").write_text(source)
+    info = folder / "plaincsv_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plaincsv-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[usidbridge.formats]\nplaincsv = plaincsv_plugin:CsvFormat\n")
+
+
+def test_third_party_format_through_entry_point(tmp_path):
+    install_plugin(tmp_path, PLUGIN)
     (tmp_path / "data.csv").write_text("1,2,3\n")
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); import usidbridge as ub;"
@@ -126,11 +131,7 @@ BROKEN_SNIFF = PLUGIN.replace("return 1 if path.suffix == \".csv\" else 0", "ret
 
 def test_a_plugin_whose_sniff_fails_is_skipped_with_a_warning(tmp_path):
     """A bug in a plugin's sniff must not stop every file being read: a warning names the plugin."""
-    (tmp_path / "plaincsv_plugin.py").write_text(BROKEN_SNIFF)
-    info = tmp_path / "plaincsv_plugin-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: plaincsv-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[usidbridge.formats]\nplaincsv = plaincsv_plugin:CsvFormat\n")
+    install_plugin(tmp_path, BROKEN_SNIFF)
     source = tmp_path / "columns.txt"  # no built-in format claims .txt: every sniff is asked, the plugin's too
     source.write_text("1 2 3\n4 5 6\n7 8 9\n")
     script = (

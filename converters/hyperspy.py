@@ -7,6 +7,13 @@ are uniform to within rounding (so ``rebin`` and ``fft`` work), ``original_metad
 ``metadata``. This module adds what needs HyperSpy itself: signal objects, lazy signals (dask), a
 compound dataset as one signal per field, and .hspy files.
 
+HyperSpy's tree browser and .hspy writer keep a metadata item unchanged only when its key is a
+name of its own (not ``_``-prefixed, not a method, no other key of the level slugified alike, no
+``/``) and
+its value is text without NUL, a number, None, a numeric array, or a list of one plain type. The
+other items of each level are stored together, encoded (`usidbridge.codec.encode_value`), under
+``usidbridge_encoded``, and come back as they were.
+
 ``hs.load("file.h5", file_format=usidbridge.converters.hyperspy)`` loads h5USID (or any format
 usidbridge reads) with the right navigation / signal split: `file_reader` returns the
 RosettaSciIO dicts HyperSpy expects. HyperSpy alone cannot tell an h5USID ``.h5`` from its other
@@ -15,12 +22,16 @@ RosettaSciIO dicts HyperSpy expects. HyperSpy alone cannot tell an h5USID ``.h5`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from usidbridge import progress
 from usidbridge.api import read
+from usidbridge.codec import decode_value, encode_value, is_encoded
 from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.hdf import compression_filter, has_hdf5_signature, refuse_unbacked, sniffed
 from usidbridge.model import Dataset
@@ -33,11 +44,76 @@ from usidbridge.signals import dataset_from_signal, fields, signal_dict, signal_
 HSPY_FAILURES = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError, OverflowError, NotImplementedError)
 
 
+ENCODED_ITEMS = "usidbridge_encoded"
+PLAIN_LIST_ITEMS = (bool, int, float, str)
+INT64 = range(-(2**63), 2**63)
+
+
+def _kept(value: Any) -> bool:
+    """True when HyperSpy stores `value` in a .hspy file and reads it back unchanged."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, str):
+        return "\x00" not in value and value != "_None_"  # HyperSpy's mark for None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value in INT64
+    if value is None or isinstance(value, (bool, float, complex)):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "biufc"
+    if isinstance(value, (list, tuple)):  # HyperSpy stores a list as one array: mixed items come back converted
+        kinds = {type(item) for item in value}
+        return len(kinds) <= 1 and kinds <= set(PLAIN_LIST_ITEMS) and all(_kept(item) for item in value)
+    return False
+
+
+def _carried(tree: Mapping[str, Any]) -> dict[str, Any]:
+    """`tree` as HyperSpy keeps it: at each level, the items it would change go encoded under `ENCODED_ITEMS`."""
+    from hyperspy.misc.utils import DictionaryTreeBrowser, slugify
+
+    slugs = Counter(slugify(str(key), valid_variable_name=True) for key in tree)
+    kept: dict[str, Any] = {}
+    encoded: dict[str, Any] = {}
+    for key, value in tree.items():
+        slug = slugify(str(key), valid_variable_name=True)
+        named = (
+            isinstance(key, str) and key not in (ENCODED_ITEMS, ".", "..") and not key.startswith("_") and "/" not in key  # HDF5 names
+            and slugs[slug] == 1 and not hasattr(DictionaryTreeBrowser, slug)
+        )
+        if named and isinstance(value, Mapping):
+            kept[key] = _carried(value)
+        elif named and _kept(value):
+            kept[key] = value
+        else:
+            encoded[str(key)] = value
+    if encoded:
+        kept[ENCODED_ITEMS] = encode_value(encoded)
+    return kept
+
+
+def _restored(tree: Any) -> Any:
+    """The inverse of `_carried`: each level's encoded items back in place."""
+    if not isinstance(tree, dict):
+        return tree
+    restored = {key: _restored(value) for key, value in tree.items() if key != ENCODED_ITEMS}
+    encoded = tree.get(ENCODED_ITEMS)
+    decoded = decode_value(encoded) if isinstance(encoded, str) and is_encoded(encoded) else None
+    if isinstance(decoded, dict):
+        restored.update(decoded)
+    elif encoded is not None:
+        restored[ENCODED_ITEMS] = encoded  # not ours after all: kept as it is
+    return restored
+
+
+def _for_hyperspy(signal: dict[str, Any]) -> dict[str, Any]:
+    return {**signal, "original_metadata": _carried(signal["original_metadata"])}
+
+
 def to_hyperspy(dataset: Dataset) -> Any:
     """The dataset as a HyperSpy signal (a list of signals, one per field, for compound data)."""
     from hyperspy.io import dict2signal
 
-    signals = [dict2signal(signal_dict(part, lazy=part.is_lazy), lazy=part.is_lazy) for part in fields(dataset)]
+    signals = [dict2signal(_for_hyperspy(signal_dict(part, lazy=part.is_lazy)), lazy=part.is_lazy) for part in fields(dataset)]
     return signals if dataset.dtype.fields else signals[0]
 
 
@@ -46,13 +122,14 @@ def from_hyperspy(signal: Any) -> Dataset:
     axes = [{"name": axis.name, "units": axis.units, "navigate": axis.navigate, "axis": axis.axis} for axis in signal.axes_manager._axes]
     as_dict = {"data": signal.data, "axes": axes, "metadata": signal.metadata.as_dictionary(), "original_metadata": signal.original_metadata.as_dictionary()}
     dataset = dataset_from_signal(as_dict)
+    dataset.metadata = _restored(dataset.metadata)
     dataset.source = str(dataset.metadata["hyperspy"].get("General", {}).get("original_filename", "")) or None
     return dataset
 
 
 def file_reader(filename: str, lazy: bool = False, **kwds: Any) -> list[dict[str, Any]]:
     """RosettaSciIO-style reader: ``hs.load(path, file_format=usidbridge.converters.hyperspy)``."""
-    return signal_dicts(read(filename, lazy=lazy), lazy=lazy)
+    return [_for_hyperspy(signal) for signal in signal_dicts(read(filename, lazy=lazy), lazy=lazy)]
 
 
 class HyperspyFormat(Format):

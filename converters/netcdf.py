@@ -13,7 +13,7 @@ attr ``usid_spectroscopic`` (JSON list, ours)       which dims are spectroscopic
                                                     else none; ``spectroscopic=`` overrides
 dim ``position`` + one coordinate per label and     non-grid positions (attr ``usid_non_grid``
 ``<label>_index``                                   lists the labels)
-attrs ``units``, ``usid_metadata`` (JSON)           units, metadata; other attrs go to
+attrs ``units``, ``usid_metadata`` (tagged JSON)    units, metadata (`codec.tagged`); other attrs go to
                                                     ``metadata["netcdf"]``
 ``<name>_real`` / ``<name>_imag`` (``usid_complex``) complex data (netCDF has no complex type)
 one variable per field (``usid_compound``)          compound data, reassembled from the fields
@@ -39,7 +39,7 @@ import numpy as np
 from usidbridge import progress, registry
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
-from usidbridge.codec import load_json, plain
+from usidbridge.codec import load_json, plain, tagged, untagged
 from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows, OrderedRows
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
 from usidbridge.registry import Format, Profile
@@ -120,7 +120,7 @@ def to_xarray(dataset: Dataset, indexable: bool = False) -> Any:
         "long_name": dataset.quantity,
         "units": dataset.units,
         SPECTROSCOPIC: json.dumps(spectral_names),
-        METADATA: json.dumps(plain({key: value for key, value in dataset.metadata.items() if key != "netcdf"})),
+        METADATA: json.dumps(tagged({key: value for key, value in dataset.metadata.items() if key != "netcdf"})),
     }
     if dataset.pos.is_grid:
         for dim, name in zip(dataset.pos.dims, position_names):
@@ -197,7 +197,7 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
     """
     attrs = dict(array.attrs)
     quantity = str(attrs.get("quantity", attrs.get("long_name", array.name if array.name is not None else "data")))
-    metadata = _ours(attrs, METADATA, dict) if METADATA in attrs else {}
+    metadata = untagged(_ours(attrs, METADATA, dict)) if METADATA in attrs else {}
     foreign = {key: plain(value) for key, value in attrs.items() if key not in OURS}
     if foreign:
         metadata["netcdf"] = foreign

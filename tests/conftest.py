@@ -41,12 +41,29 @@ def usid():
     return need("pyUSID")
 
 
+def same_metadata(mine, theirs) -> bool:
+    """Metadata values equal in type and value: arrays in dtype, shape and values, NaN equal to NaN."""
+    if isinstance(mine, np.ndarray) or isinstance(theirs, np.ndarray):
+        return (
+            isinstance(mine, np.ndarray) and isinstance(theirs, np.ndarray) and mine.dtype == theirs.dtype and mine.shape == theirs.shape
+            and np.array_equal(mine, theirs, equal_nan=mine.dtype.kind in "fc")
+        )
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        return mine.keys() == theirs.keys() and all(same_metadata(mine[key], theirs[key]) for key in mine)
+    if isinstance(mine, list) and isinstance(theirs, list):
+        return len(mine) == len(theirs) and all(same_metadata(a, b) for a, b in zip(mine, theirs))
+    if isinstance(mine, float) and isinstance(theirs, float) and mine != mine and theirs != theirs:
+        return True
+    return type(mine) is type(theirs) and mine == theirs
+
+
 def assert_exact_round_trip(back, original, metadata=None) -> None:
     """Data bitwise, dtype, dims (names, units, values), quantity and units; metadata as given (or equal)."""
     assert (back.quantity, back.units, back.dtype) == (original.quantity, original.units, original.dtype)
     assert back.pos.same_as(original.pos) and back.spec.same_as(original.spec)
     assert np.asarray(back.data).tobytes() == np.ascontiguousarray(original.data).tobytes()
-    assert back.metadata == (original.metadata if metadata is None else metadata)
+    expected = original.metadata if metadata is None else metadata
+    assert same_metadata(back.metadata, expected), (back.metadata, expected)
 
 
 @pytest.fixture

@@ -88,3 +88,49 @@ def datasets(draw, allow_non_grid: bool = True, max_dims: int = 4) -> Dataset:
     pos_dims = [dim if dim.name not in names else Dimension(dim.name + "_p", dim.units, dim.values) for dim in pos_dims]
     shape = tuple(dim.size for dim in pos_dims + spec_dims)
     return Dataset.from_ndarray(data_for(draw, dtype, shape), pos_dims, spec_dims, **attributes)
+
+
+TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12)
+SCALARS = st.one_of(
+    TEXT,
+    st.booleans(),
+    st.none(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_subnormal=False),
+    st.complex_numbers(allow_subnormal=False, max_magnitude=1e300),
+    st.binary(max_size=8),
+)
+METADATA_ARRAY_DTYPES = st.sampled_from([np.dtype(name) for name in ("?", "i1", "u2", "i8", "f4", "f8", "c16", "U4")])
+
+
+@st.composite
+def metadata_arrays(draw) -> np.ndarray:
+    """Small numpy arrays of the kinds metadata carries, empty and N-D ones too, NaN and infinities in floats."""
+    dtype = draw(METADATA_ARRAY_DTYPES)
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=2, min_side=0, max_side=3))
+    elements = {"allow_subnormal": False} if dtype.kind in "fc" else None
+    if dtype.kind == "U":
+        elements = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=4).filter(lambda text: not text.endswith("\x00"))
+    return draw(hnp.arrays(dtype, shape, elements=elements))
+
+
+# Keys as users and instruments write them, and names formats give a meaning of their own (HyperSpy's
+# tree browser and .hspy markers, HDF5 paths, our encoded entries).
+KEYS = st.one_of(
+    NAMES,
+    TEXT.filter(bool),
+    st.sampled_from(["__dict__", "_sig_x", "_list_y", "_bs_z", "keys", "as_dictionary", "a b", "a_b", "x.y", "x/y", ".", "1x", "None", "usidbridge_encoded"]),
+)
+
+
+def metadata_values() -> st.SearchStrategy:
+    """Any metadata value a user may put in a Dataset: scalars, bytes, arrays, lists and nested dicts."""
+    return st.recursive(
+        st.one_of(SCALARS, metadata_arrays()),
+        lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(KEYS, children, max_size=3)),
+        max_leaves=6,
+    )
+
+
+def metadata() -> st.SearchStrategy:
+    return st.dictionaries(KEYS, metadata_values(), max_size=4)

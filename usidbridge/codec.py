@@ -3,16 +3,20 @@
 - **The USID description of a dataset** (`describe` / `from_description`): formats without a
   native place for USID axes (TIFF, EDF, ...) store it beside the data as JSON, and the reader
   rebuilds the exact Dataset from it.
+- **Metadata as JSON** (`tagged` / `untagged`): what JSON has no type for is tagged, so that the
+  value comes back the same: numpy arrays as ``{"__ndarray__": flat values, "dtype", "shape"}``,
+  bytes as ``{"__bytes__": base64}``, complex as ``{"__complex__": [re, im]}``, NaN and infinities
+  as ``{"__float__": "nan"}``. netCDF and the TIFF description store a dataset's metadata so.
 - **Metadata values HDF5 attributes cannot hold** (`encode_value` / `decode_value`): bytes, nested
   or mixed lists, dicts, None inside lists, text with NUL or lone surrogates, integers beyond 64
-  bits. They are stored as one string, ``usidbridge-json:`` followed by tagged JSON (bytes as
-  ``{"__bytes__": base64}``, complex as ``{"__complex__": [re, im]}``), and decoded on reading.
-- `plain`: metadata as JSON-ready plain values, for formats that store metadata as text.
+  bits. They are stored as one string, ``usidbridge-json:`` followed by tagged JSON, and decoded on reading.
+- `plain`: metadata as plain JSON values (arrays as lists), to compare or show, and for peers' attributes.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import math
 import re
@@ -60,7 +64,7 @@ def describe(dataset: Dataset, order: Sequence[int]) -> dict[str, Any]:
         "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in (dataset.dims[axis] for axis in order)],
         "position": [order.index(axis) for axis in range(positions)],
         "spectroscopic": [order.index(axis) for axis in range(positions, len(order))],
-        "metadata": plain(dataset.metadata),
+        "metadata": tagged(dataset.metadata),
     }
 
 
@@ -82,7 +86,7 @@ def from_description(array: Any, description: Mapping[str, Any], **attributes: A
     if math.prod(sizes) != math.prod(array.shape):
         raise ModelError(f"the stored USID description has axes of sizes {sizes}, which do not fit data of shape {tuple(array.shape)}")
     array = array.reshape(sizes).transpose(position + spectral)
-    attributes.setdefault("metadata", description.get("metadata", {}))
+    attributes.setdefault("metadata", untagged(description.get("metadata", {})))
     return Dataset.from_ndarray(
         array,
         [dims[axis] for axis in position],
@@ -110,40 +114,63 @@ def load_json(text: Any, what: str) -> Any:
         raise ModelError(f"{what} is not valid JSON ({error})") from None
 
 
-def _tagged(value: Any) -> Any:
-    """A value as JSON-ready data that `_untagged` turns back into the same value."""
+ARRAY_KINDS = "biufcUS"  # numpy arrays of these kinds come back as arrays of their dtype; others as lists
+
+
+def tagged(value: Any) -> Any:
+    """A metadata value as strict JSON data that `untagged` turns back into the same value.
+
+    Python scalars, text, None, lists and dicts are JSON's own (tuples become lists, numpy scalars
+    Python ones, keys text); numpy arrays, bytes, complex numbers and non-finite floats are tagged.
+    """
     if isinstance(value, Mapping):
-        return {str(key): _tagged(item) for key, item in value.items()}
+        return {str(key): tagged(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_tagged(item) for item in value]
+        return [tagged(item) for item in value]
     if isinstance(value, np.ndarray):
-        return _tagged(value.tolist())
+        if value.dtype.kind not in ARRAY_KINDS:
+            return tagged(value.tolist())
+        return {"__ndarray__": tagged(value.ravel().tolist()), "dtype": value.dtype.str, "shape": list(value.shape)}
     if isinstance(value, np.generic):
-        return _tagged(value.item())
+        return tagged(value.item())
     if isinstance(value, (bytes, bytearray)):
         return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
     if isinstance(value, complex):
-        return {"__complex__": [value.real, value.imag]}
+        return {"__complex__": [tagged(value.real), tagged(value.imag)]}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": str(value)}
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     return str(value)
 
 
-def _untagged(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__bytes__"}:
-            return base64.b64decode(value["__bytes__"])
-        if set(value) == {"__complex__"}:
-            return complex(*value["__complex__"])
-        return {key: _untagged(item) for key, item in value.items()}
+def untagged(value: Any) -> Any:
+    """The value `tagged` made JSON of; a tag that does not decode stays as the dict it is."""
     if isinstance(value, list):
-        return [_untagged(item) for item in value]
-    return value
+        return [untagged(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    keys = set(value)
+    try:
+        if keys == {"__bytes__"}:
+            return base64.b64decode(value["__bytes__"], validate=True)
+        if keys == {"__complex__"}:
+            real, imaginary = (untagged(part) for part in value["__complex__"])
+            return complex(real, imaginary)
+        if keys == {"__float__"} and value["__float__"] in ("nan", "inf", "-inf"):
+            return float(value["__float__"])
+        if keys == {"__ndarray__", "dtype", "shape"}:
+            dtype, items = np.dtype(value["dtype"]), value["__ndarray__"]
+            if dtype.kind in ARRAY_KINDS and isinstance(items, list) and dtype.itemsize * len(items) <= MAX_ENCODED_CHARS:  # no more than the text held
+                return np.array(untagged(items), dtype=dtype).reshape([int(size) for size in value["shape"]])
+    except (TypeError, ValueError, binascii.Error):
+        pass  # damaged or not ours: kept as the dict it is
+    return {key: untagged(item) for key, item in value.items()}
 
 
 def encode_value(value: Any) -> str:
     """`value` as one ASCII string that `decode_value` turns back into it."""
-    return ENCODED_PREFIX + json.dumps(_tagged(value), ensure_ascii=True)
+    return ENCODED_PREFIX + json.dumps(tagged(value), ensure_ascii=True)
 
 
 def is_encoded(text: str) -> bool:
@@ -153,6 +180,6 @@ def is_encoded(text: str) -> bool:
 def decode_value(text: str) -> Any:
     """The value `encode_value` stored; text that is not a sound encoding comes back as it is."""
     try:
-        return _untagged(load_json(text[len(ENCODED_PREFIX) :], "an encoded metadata value"))
+        return untagged(load_json(text[len(ENCODED_PREFIX) :], "an encoded metadata value"))
     except (ModelError, TypeError, ValueError):
         return text

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import unicodedata
 import warnings
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -146,16 +147,21 @@ def _unique(names: list[str], taken: set[str]) -> list[str]:
     return result
 
 
+SAFE_NAME_BYTES = 240  # netCDF's NC_MAX_NAME is 256 bytes; the rest is room for "_index" and "_" to keep names unique
+
+
 def _safe(name: str) -> str:
     """A netCDF-legal variable or dim name (the original is kept in attributes).
 
-    netCDF names cannot hold '/' or control characters and start with a letter, an underscore or a
-    multi-byte character; CF lists coordinates separated by spaces, so white space goes too.
+    netCDF names are NFC-normalised UTF-8 of at most 256 bytes, cannot hold '/' or control
+    characters and start with a letter, an underscore or a multi-byte character; CF lists
+    coordinates separated by spaces, so white space goes too.
     """
-    safe = "".join("_" if character == "/" or character.isspace() or ord(character) < 32 else character for character in name)
+    normal = unicodedata.normalize("NFC", name)
+    safe = "".join("_" if character == "/" or character.isspace() or unicodedata.category(character) == "Cc" else character for character in normal)
     if not safe or not (safe[0].isalpha() or safe[0] == "_" or ord(safe[0]) > 127):
         safe = "_" + safe
-    return safe
+    return safe.encode("utf-8")[:SAFE_NAME_BYTES].decode("utf-8", errors="ignore")
 
 
 def _ours(attrs: Any, key: str, kind: type, length: int | None = None) -> Any:

@@ -27,7 +27,8 @@ spaces. Comments and blank lines are allowed anywhere; an aborted scan (fewer po
 promised, a truncated last line) keeps its complete points; a non-numeric data line is an error
 naming the line. The writer puts datasets with the same positions into one scan (one or two
 position dims: ``ascan`` or ``mesh``), MCA datasets as ``@A`` lines, and numbers in their
-shortest exact decimal form.
+shortest exact decimal form. The file is Latin-1 text: other characters are written as ``?``, and
+header text with control characters or line breaks is refused.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import math
 import re
 import time
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,10 +405,17 @@ def _number_text(value: float) -> str:
     return repr(value)
 
 
-def _label(text: str) -> str:
-    if "  " in text or text != text.strip() or not text or "\n" in text:
-        raise UnsupportedFeatureError(f"SPEC label {text!r}: labels are separated by two spaces, so they cannot hold two spaces in a row or start or end with one")
+def _line_text(text: str, what: str) -> str:
+    """Text for one header line: a control character (a line break to a reader) would end the line early."""
+    if any(unicodedata.category(character) in ("Cc", "Zl", "Zp") for character in text):
+        raise UnsupportedFeatureError(f"SPEC {what} {text!r}: a header line cannot hold control characters or line breaks; rename it")
     return text
+
+
+def _label(text: str) -> str:
+    if "  " in text or text != text.strip() or not text:
+        raise UnsupportedFeatureError(f"SPEC label {text!r}: labels are separated by two spaces, so they cannot hold two spaces in a row or start or end with one")
+    return _line_text(text, "label")
 
 
 def _calibration(dataset: Dataset, index: int) -> list[float] | None:
@@ -459,6 +468,9 @@ def _scan_text(number: int, members: list[Dataset]) -> Iterator[str]:
     if not pos.is_grid or len(pos.dims) > 2:
         raise UnsupportedFeatureError(f"SPEC scans have one or two position dims on a grid; {first.quantity} has positions {list(pos.labels)}")
     dims = pos.dims
+    for dim in dims if len(dims) == 2 else ():  # a mesh's positions are read from its command; an ascan's from its first column
+        if any(character.isspace() for character in dim.name):
+            raise UnsupportedFeatureError(f"SPEC mesh motor {dim.name!r}: the scan command (#S) separates its words by spaces, so a mesh motor's name cannot hold one; rename the dim")
     if len(dims) == 1:
         dim = dims[0]
         command = f"ascan  {dim.name} {_number_text(dim.values[0])} {_number_text(dim.values[-1])} {dim.size - 1} {spec.get('count_time', 1)}"
@@ -476,11 +488,11 @@ def _scan_text(number: int, members: list[Dataset]) -> Iterator[str]:
         members = [dataset for dataset in members if all(dataset is not readback for readback in readbacks.values())]
     columns = [dataset for dataset in members if dataset.shape[1] == 1]
     spectra = [dataset for dataset in members if dataset.shape[1] > 1]
-    lines = [f"#S {number} {command}", f"#D {spec.get('date', time.strftime('%a %b %d %H:%M:%S %Y'))}"]
+    lines = [f"#S {number} {command}", f"#D {_line_text(str(spec.get('date', time.strftime('%a %b %d %H:%M:%S %Y'))), 'date')}"]
     if "count_time" in spec:
         lines.append(f"#T {spec['count_time']}  (Seconds)")
     for comment in spec.get("comments", []):
-        lines.append(f"#C {comment}")
+        lines.append(f"#C {_line_text(str(comment), 'comment')}")
     motors = spec.get("motors", {})
     if motors:
         lines.append("#P0 " + " ".join(_number_text(value) for value in motors.values()))
@@ -494,7 +506,7 @@ def _scan_text(number: int, members: list[Dataset]) -> Iterator[str]:
         if calibration:
             lines.append("#@CALIB " + " ".join(repr(value) for value in calibration))
         lines.append(f"#@MCA_NAME {_label(dataset.quantity)}")
-        lines.append(f"#@MCA_UNITS {dataset.units}")
+        lines.append(f"#@MCA_UNITS {_line_text(dataset.units, 'units')}")
     yield from lines
     yield from _rows(position_columns + [dataset.data for dataset in columns], [dataset.data for dataset in spectra])
 
@@ -509,7 +521,7 @@ def write_file(datasets: Sequence[Dataset], path: Path) -> None:
     scans = group_by_positions(datasets)
     file_header = datasets[0].metadata.get("spec", {}).get("file_header", {})
     lines = [f"#F {path.name}", f"#E {int(time.time())}", f"#D {time.strftime('%a %b %d %H:%M:%S %Y')}"]
-    lines += [f"#C {comment}" for comment in file_header.get("comments", [])]
+    lines += [f"#C {_line_text(str(comment), 'comment')}" for comment in file_header.get("comments", [])]
     motors = datasets[0].metadata.get("spec", {}).get("motors", {})
     if motors:
         lines.append("#O0 " + "  ".join(_label(name) for name in motors))

@@ -27,7 +27,10 @@ RGB(A) fields ``R``, ``G``, ``B`` (``A``)        USID's colour fields red, green
 Writing, a dim becomes a uniform axis when its values are ``offset + scale·i`` to within
 floating-point rounding (`Dimension.is_uniform`), so HyperSpy's ``rebin`` and ``fft`` work; the
 exact values, and values HyperSpy cannot hold at all (not monotonic), travel in
-``metadata.usidbridge.axis_values`` (a list by axis number) and come back from there.
+``metadata.usidbridge.axis_values`` (a list by axis number) and come back from there. So do a
+quantity and units the title and "X (U)" cannot tell apart (blank, or units in parentheses), in
+``metadata.usidbridge.quantity``; a quantity "." or "..", which a .hspy file names a group after,
+gets the title "_." or "_..".
 """
 
 from __future__ import annotations
@@ -107,18 +110,20 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     else:
         axes = [_axis(dim, True, encoded) for dim in pos] + [_axis(dim, False, encoded) for dim in spec]
     metadata = dict(dataset.metadata.get(HYPERSPY_KEY, {}))
-    ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}
-    if is_image(dataset):
-        ours["placeholder"] = {"name": spec[0].name, "units": spec[0].units, "value": float(spec[0].values[0])}
-    if ours:
-        metadata[ENCODED_KEY] = ours
     general = dict(metadata.get("General", {}))
-    general["title"] = dataset.quantity
+    general["title"] = dataset.quantity if dataset.quantity not in (".", "..") else f"_{dataset.quantity}"  # .hspy names a group after it
     if dataset.source:
         general.setdefault("original_filename", Path(dataset.source.split("::")[0]).name)
     signal = dict(metadata.get("Signal", {}))
     signal["quantity"] = f"{dataset.quantity} ({dataset.units})" if dataset.units else dataset.quantity
     metadata.update(General=general, Signal=signal)
+    ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}
+    if is_image(dataset):
+        ours["placeholder"] = {"name": spec[0].name, "units": spec[0].units, "value": float(spec[0].values[0])}
+    if _quantity(metadata) != (dataset.quantity, dataset.units):  # the title and "X (U)" do not tell them apart
+        ours["quantity"] = [dataset.quantity, dataset.units]
+    if ours:
+        metadata[ENCODED_KEY] = ours
     original = {key: value for key, value in dataset.metadata.items() if key != HYPERSPY_KEY}
     return {"data": data, "axes": axes, "metadata": metadata, "original_metadata": original}
 
@@ -206,7 +211,8 @@ def dataset_from_signal(signal: Mapping[str, Any], source: str | None = None) ->
     image = placeholder is not None or (not navigation and len(dims) == 2)
     spectroscopic = [] if image else [index for index in range(len(dims)) if index not in navigation]
     dims = unique_per_side(dims, spectroscopic)
-    quantity, units = _quantity(metadata)
+    exact = ours.get("quantity")
+    quantity, units = exact if isinstance(exact, list) and len(exact) == 2 and all(isinstance(text, str) for text in exact) else _quantity(metadata)
     metadata.get("General", {}).pop("FileIO", None)
     attributes = {"quantity": quantity, "units": units, "metadata": {**plain_metadata(signal.get("original_metadata") or {}), HYPERSPY_KEY: metadata}, "source": source}
     if not dims:

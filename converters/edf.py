@@ -304,6 +304,8 @@ def read_file(path: Path, lazy: bool = False, frames: str | None = None, series:
     stack = source.stack(lazy)
     if stack.ndim != 3:
         raise UnreadableFileError(f"expected 2-D frames, found data of shape {stack.shape[1:]}", path)
+    if 0 in stack.shape:
+        raise UnreadableFileError(f"the header declares frames of {stack.shape[1]} x {stack.shape[2]} pixels ({stack.shape[0]} frame(s)): no image to read", path)
     description = _description(source.headers, stack.shape, path)
     attributes = {"metadata": _metadata(source.headers), "source": str(path)}
     if description and frames is None:

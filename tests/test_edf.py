@@ -169,6 +169,7 @@ def test_bad_edf_files(tmp_path):
         "lies.edf": (good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 9 ;"), "byte offset"),
         "unknown_type.edf": (good.replace(b"DataType = SignedInteger ;", b"DataType = Quaternion ;"), "DataType 'Quaternion'"),
         "garbage.edf": (b"{\nHeaderID" + bytes(range(256)) * 3, "FabIO"),
+        "no_pixels.edf": (good.replace(b"Dim_1 = 4 ;", b"Dim_1 = 0 ;").replace(b"Size = 48 ;", b"Size = 0 ;"), "no image"),  # fuzz 2600301: was a ModelError without the file
     }
     for name, (content, words) in cases.items():
         path = tmp_path / name

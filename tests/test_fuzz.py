@@ -76,6 +76,8 @@ REGRESSIONS = [
     ("demo_scans.spec", "header_lies", 1200263),  # ValueError from np.arange over a #@CHANN range of absurd size
     ("pyusid_iv_map.h5", "hdf5_huge_shape", 1201053),  # an object name that is not UTF-8 (h5py gives bytes)
     ("plain.h5", "bit_flips", 1200640),  # the same, in a dimension scale's name
+    ("detector_frames.edf", "bit_flips", 2600301),  # ModelError without the file name: frames of 0 pixels
+    ("AFM_Force_Curve.h5", "bit_flips", 2700391),  # TypeError from h5py: a string of an encoding HDF5 does not define
 ]
 
 

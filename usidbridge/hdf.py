@@ -39,12 +39,19 @@ COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
 COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
 
 
+# What h5py's datatype layer says of a type numpy has no form for (a float of odd precision, a
+# string of an encoding HDF5 does not define, a bitfield or opaque type it cannot map).
+UNKNOWN_DATATYPE = re.compile(r"Insufficient precision|Unknown string encoding|No NumPy equivalent")
+
+
 @contextlib.contextmanager
 def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[None]:
     """Turn what the HDF5 (or netCDF) library says about a damaged file into one `UnreadableFileError` naming it.
 
-    h5py and netCDF4 raise OSError or RuntimeError for structures they cannot read, and KeyError
-    ("Unable to open object ...") for a link whose target is gone; other KeyErrors are bugs and pass.
+    h5py and netCDF4 raise OSError or RuntimeError for structures they cannot read, KeyError
+    ("Unable to open object ...") for a link whose target is gone, and ValueError or TypeError from
+    h5py's datatype layer for a datatype numpy has no form for; other KeyErrors, ValueErrors and
+    TypeErrors are bugs and pass.
     """
     try:
         yield
@@ -58,10 +65,10 @@ def damaged_hdf5(path: str | os.PathLike[str], kind: str = "HDF5") -> Iterator[N
         raise UnreadableFileError(f"damaged {kind} file, the library cannot read it ({type(error).__name__}: {error})", path) from None
     except UnicodeError as error:
         raise UnreadableFileError(f"damaged {kind} file: a name or text in it is not UTF-8 ({error})", path) from None
-    except ValueError as error:
-        if "Insufficient precision" not in str(error):
+    except (ValueError, TypeError) as error:
+        if not UNKNOWN_DATATYPE.search(str(error)):
             raise
-        raise UnreadableFileError(f"damaged {kind} file: a datatype in it is no number type numpy has ({error})", path) from None
+        raise UnreadableFileError(f"damaged {kind} file: a datatype in it is no type numpy has ({error})", path) from None
 
 
 MAX_UNBACKED_BYTES = 2**30

@@ -72,6 +72,14 @@ def test_non_uniform_axes_are_non_uniform(hs):
     assert hyperspy_converter.from_hyperspy(signal).spec.dims[0] == energy
 
 
+def test_axis_values_come_back_bitwise(hs, tmp_path):
+    """-0.0 is uniform with 1.0 and 2.0 to within rounding, but offset + scale * i gives 0.0: the exact values travel too."""
+    dims = [ub.Dimension("Y", "m", [-0.0, 1.0, 2.0]), ub.Dimension("X", "m", [0.0, 0.0, -0.0])]
+    dataset = ub.Dataset.from_ndarray(np.arange(9.0).reshape(3, 3), dims[:1], dims[1:], quantity="I", units="A")
+    (back,) = ub.read(ub.write(dataset, tmp_path / "zeros.hspy"))
+    assert [dim.values.tobytes() for dim in back.dims] == [dim.values.tobytes() for dim in dataset.dims]
+
+
 def test_hspy_files_saved_by_hyperspy_convert_and_back(hs, tmp_path):
     data = np.random.default_rng(2).normal(size=(3, 4, 16)).astype(np.float32)
     signal = hs.signals.Signal1D(data)

@@ -68,7 +68,7 @@ def uniform_form(dim: Dimension) -> tuple[float, float, bool] | None:
     steps = np.arange(size)
     endpoints = float(values[-1] - values[0]) / (size - 1)
     for scale in (dim.scale, endpoints):
-        if np.array_equal(values[0] + scale * steps, values):
+        if (values[0] + scale * steps).tobytes() == values.tobytes():  # bitwise: -0.0 is not 0.0
             return float(values[0]), scale, True
     return float(values[0]), endpoints, False
 

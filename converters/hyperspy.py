@@ -8,11 +8,10 @@ are uniform to within rounding (so ``rebin`` and ``fft`` work), ``original_metad
 compound dataset as one signal per field, and .hspy files.
 
 HyperSpy's tree browser and .hspy writer keep a metadata item unchanged only when its key is a
-name of its own (not ``_``-prefixed, not a method, no other key of the level slugified alike, no
-``/``) and
-its value is text without NUL, a number, None, a numeric array, or a list of one plain type. The
-other items of each level are stored together, encoded (`usidbridge.codec.encode_value`), under
-``usidbridge_encoded``, and come back as they were.
+name of its own (not ``_``-prefixed, no ``/``, not a method, no other key of the level slugified
+alike) and its value is text without NUL, a number, None, a numeric array, or a list of one plain
+type. The other items of each level are stored together, encoded (`usidbridge.codec.encode_value`),
+under ``usidbridge_encoded``, and come back as they were.
 
 ``hs.load("file.h5", file_format=usidbridge.converters.hyperspy)`` loads h5USID (or any format
 usidbridge reads) with the right navigation / signal split: `file_reader` returns the

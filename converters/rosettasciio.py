@@ -160,7 +160,7 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
             dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")
         except ModelError as error:
             raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader gave signal {index} that USID cannot hold: {error.message}", path) from None
-        dataset.metadata.setdefault("hyperspy", {}).setdefault("General", {}).setdefault("FileIO", {"reader": plugin["name"]})
+        dataset.metadata.setdefault("hyperspy", {}).setdefault("General", {}).setdefault("FileIO", {"0": {"operation": "load", "io_plugin": plugin["api"]}})  # as hs.load records it
         datasets.append(dataset)
     return datasets
 

@@ -72,6 +72,13 @@ def test_non_uniform_axes_are_non_uniform(hs):
     assert hyperspy_converter.from_hyperspy(signal).spec.dims[0] == energy
 
 
+def test_a_file_record_hyperspy_cannot_number_is_kept_as_record_0(hs, tmp_path):
+    """Files converted by earlier versions carry General.FileIO {"reader": ...}; HyperSpy's save failed on it."""
+    dataset = ub.Dataset.from_ndarray(np.arange(6.0).reshape(2, 3), [ub.Dimension("X", "m", 2)], [ub.Dimension("E", "eV", 3)], quantity="I", units="A", metadata={"hyperspy": {"General": {"FileIO": {"reader": "DigitalMicrograph"}}}})
+    records = hs.load(ub.write(dataset, tmp_path / "old.hspy")).metadata.General.FileIO.as_dictionary()
+    assert records["0"] == {"reader": "DigitalMicrograph"} and records["1"]["operation"] == "save"
+
+
 def test_axis_values_come_back_bitwise(hs, tmp_path):
     """-0.0 is uniform with 1.0 and 2.0 to within rounding, but offset + scale * i gives 0.0: the exact values travel too."""
     dims = [ub.Dimension("Y", "m", [-0.0, 1.0, 2.0]), ub.Dimension("X", "m", [0.0, 0.0, -0.0])]

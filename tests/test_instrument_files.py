@@ -14,7 +14,7 @@ import usidbridge as ub
 from usidbridge import registry
 from usidbridge.signals import is_image
 
-from conftest import need
+from conftest import need, same_metadata
 from test_cli import assert_one_line_error, run
 
 ROSETTASCIIO = [
@@ -115,6 +115,20 @@ def test_converts_to_h5usid_that_validates_and_pyusid_opens(usid, shared_data, t
         for main in mains:
             assert usid.hdf_utils.check_if_main(main)
             assert usid.USIDataset(main).get_n_dim_form().size == main.size
+
+
+@pytest.mark.parametrize("name", ROSETTASCIIO)
+def test_converts_to_hspy_that_hyperspy_loads(hs, shared_data, tmp_path, name):
+    """Every instrument file to .hspy: HyperSpy loads it with the data of its own reading and the
+    original metadata. The reader's record in General.FileIO had a key HyperSpy's save cannot
+    number ('reader'), and every such write raised a ValueError inside HyperSpy."""
+    source = ub.read(shared_data / name)
+    target = ub.write(source[0], tmp_path / "out.hspy")  # .hspy holds one signal: the first
+    loaded, reference = hs.load(target), load_reference(hs, shared_data / name)[0]
+    assert np.array_equal(np.asarray(loaded.data).squeeze(), np.asarray(reference.data).squeeze())  # USID's size-1 placeholders stay
+    records = list(loaded.metadata.General.FileIO.as_dictionary().values())
+    assert [record["operation"] for record in records] == ["load", "save", "load"] and records[0]["io_plugin"].startswith("rsciio.")
+    assert same_metadata(ub.read(target)[0].metadata | {"hyperspy": {}}, source[0].metadata | {"hyperspy": {}})
 
 
 def test_rosettasciio_reader_is_lazy_where_it_can_be(shared_data):

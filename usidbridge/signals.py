@@ -50,6 +50,7 @@ from .model import Ancillary, Dataset, Dimension, from_labelled, placeholder_dim
 
 QUANTITY_WITH_UNITS = re.compile(r"^(?P<quantity>.*) \((?P<units>[^()]*)\)$")
 HYPERSPY_KEY = "hyperspy"
+FILE_IO_ENTRY = re.compile(r"(Number_)?\d+")  # the keys of HyperSpy's General.FileIO records
 ENCODED_KEY = "usidbridge"
 UNDEFINED = ("", "<undefined>", None)
 RGB_NAMES = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
@@ -112,6 +113,9 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     metadata = dict(dataset.metadata.get(HYPERSPY_KEY, {}))
     general = dict(metadata.get("General", {}))
     general["title"] = dataset.quantity if dataset.quantity not in (".", "..") else f"_{dataset.quantity}"  # .hspy names a group after it
+    file_io = general.get("FileIO")
+    if isinstance(file_io, Mapping) and not all(FILE_IO_ENTRY.fullmatch(str(key)) for key in file_io):
+        general["FileIO"] = {"0": dict(file_io)}  # HyperSpy numbers its load and save records, and fails on any other key
     if dataset.source:
         general.setdefault("original_filename", Path(dataset.source.split("::")[0]).name)
     signal = dict(metadata.get("Signal", {}))

@@ -27,10 +27,6 @@ from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, Unsuppo
 from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# What h5py raises where libhdf5 cannot read an object of a damaged file: OSError and RuntimeError
-# (I/O and structure), KeyError (a link whose target is gone), ValueError (a bad value; text that is
-# not UTF-8) and TypeError (a datatype numpy has no form for).
-DAMAGED_HDF5 = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 COPY_BLOCK_BYTES = 64 * 2**20
 FULL_DISK_BYTES = 2**20  # less free space than this after a failed write: the disk is full
 CHUNK_TARGET_BYTES = 4 * 2**20
@@ -38,7 +34,10 @@ CHUNK_MAX_BYTES = 2**31
 COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
 COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
 
-
+# What h5py raises where libhdf5 cannot read an object of a damaged file: OSError and RuntimeError
+# (I/O and structure), KeyError (a link whose target is gone), ValueError (a bad value; text that is
+# not UTF-8) and TypeError (a datatype numpy has no form for).
+DAMAGED_HDF5 = (OSError, RuntimeError, KeyError, ValueError, TypeError)
 # What h5py's datatype layer says of a type numpy has no form for (a float of odd precision, a
 # string of an encoding HDF5 does not define, a bitfield or opaque type it cannot map).
 UNKNOWN_DATATYPE = re.compile(r"Insufficient precision|Unknown string encoding|No NumPy equivalent")

@@ -297,13 +297,14 @@ def figure(datasets: Sequence[Dataset]) -> Any:
     rows = [(dataset, panels(dataset)) for dataset in list(datasets)[:MAX_DATASETS]]
     columns = max(len(row) for _dataset, row in rows)
     titled = len(rows) > 1 and len({dataset.name for dataset, _row in rows}) == len(rows)
-    fig = plt.figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * len(rows)), layout="constrained")
-    subfigures = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
-    for subfigure, (dataset, row) in zip(subfigures, rows):
-        for draw, axes in zip(row, subfigure.subplots(1, len(row), squeeze=False)[0]):
-            draw(axes)
-        if titled:
-            subfigure.suptitle(dataset.name, fontsize=10, fontweight="bold")
+    with plt.rc_context({"text.parse_math": False}):  # names and units are text: "$\\sqrt E$" is not a formula to typeset
+        fig = plt.figure(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * len(rows)), layout="constrained")
+        subfigures = fig.subfigures(len(rows), 1, squeeze=False)[:, 0]
+        for subfigure, (dataset, row) in zip(subfigures, rows):
+            for draw, axes in zip(row, subfigure.subplots(1, len(row), squeeze=False)[0]):
+                draw(axes)
+            if titled:
+                subfigure.suptitle(dataset.name, fontsize=10, fontweight="bold")
     return fig
 
 

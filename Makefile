@@ -5,13 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench fuzz clean
+.PHONY: demo test explore install bench fuzz clean
 
 demo: $(STAMP)
 	$(BIN)/usidbridge demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# the property tests with new random examples each run (make test always draws the same ones)
+explore: $(STAMP)
+	USIDBRIDGE_HYPOTHESIS=explore $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 install: $(STAMP)
 

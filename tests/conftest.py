@@ -1,5 +1,6 @@
 """Shared test set-up: the pyUSID numpy-2 shim, the real files in ../shared/data, peer imports.
 
+USIDBRIDGE_HYPOTHESIS chooses the Hypothesis profile: "deterministic" (the default) or "explore".
 With USIDBRIDGE_REQUIRE_ALL=1 (set by .ci/run) a missing peer library or data folder fails the
 test instead of skipping it, so CI can never pass by skipping.
 """
@@ -10,6 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# `make test` runs every property test on the same examples each time (derandomized: a seed per test,
+# no example database), so a landing is never blocked by a draw that one run happens to make;
+# `make explore` draws new examples, and what it finds becomes an explicit example or a regression.
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("USIDBRIDGE_HYPOTHESIS", "deterministic"))
 
 if not hasattr(np, "product"):  # pyUSID 0.0.12 calls np.product / np.cumproduct, gone in numpy 2
     np.product = np.prod

@@ -4,7 +4,7 @@ usidbridge error, and never writes a file it cannot read back."""
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import usidbridge as ub
@@ -13,7 +13,7 @@ from usidbridge.errors import UnsupportedFeatureError, UsidBridgeError
 from strategies import KEYS, TEXT
 
 EXACT = {"h5usid": ".h5", "nexus": ".nxs", "netcdf": ".nc", "hyperspy": ".hspy", "tiff": ".tif"}
-LABELS = st.one_of(TEXT, KEYS, st.sampled_from(["", " ", "/", "a/b", ".", "..", "x" * 300, "1", "Å", "\n", "a;b", "a=b", "(A)", "e\u0301"]))
+LABELS = st.one_of(TEXT, KEYS, st.sampled_from(["", " ", "/", "a/b", ".", "..", "x" * 300, "1", "Å", "\n", "a;b", "a=b", "(A)", "e\u0301", "_None_", "<undefined>"]))
 
 
 def dataset_named(names, units, quantity, quantity_units) -> ub.Dataset:
@@ -23,6 +23,7 @@ def dataset_named(names, units, quantity, quantity_units) -> ub.Dataset:
 
 @pytest.mark.parametrize("format", EXACT)
 @given(names=st.lists(LABELS, min_size=3, max_size=3), units=st.lists(LABELS, min_size=3, max_size=3), quantity=LABELS, quantity_units=LABELS)
+@example(names=["_None_", "<undefined>", "X"], units=["<undefined>", "_None_", ""], quantity="I", quantity_units="A")  # HyperSpy's marks for undefined and None
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_names_arrive_exactly_or_are_refused(tmp_path, format, names, units, quantity, quantity_units):
     try:

@@ -28,7 +28,9 @@ Writing, a dim becomes a uniform axis when its values are ``offset + scale·i`` 
 floating-point rounding (`Dimension.is_uniform`), so HyperSpy's ``rebin`` and ``fft`` work; the
 exact values, and values HyperSpy cannot hold at all (not monotonic), travel in
 ``metadata.usidbridge.axis_values`` (a list by axis number) and come back from there. So do a
-quantity and units the title and "X (U)" cannot tell apart (blank, or units in parentheses), in
+dim name or units HyperSpy reads back as undefined (``_None_``, ``<undefined>``), in
+``metadata.usidbridge.axis_labels``, and a quantity and units the title and "X (U)" cannot tell
+apart (blank, or units in parentheses), in
 ``metadata.usidbridge.quantity``; a quantity "." or "..", which a .hspy file names a group after,
 gets the title "_." or "_..".
 """
@@ -53,6 +55,7 @@ HYPERSPY_KEY = "hyperspy"
 FILE_IO_ENTRY = re.compile(r"(Number_)?\d+")  # the keys of HyperSpy's General.FileIO records
 ENCODED_KEY = "usidbridge"
 UNDEFINED = ("", "<undefined>", None)
+CHANGED_LABELS = frozenset({"<undefined>", "_None_"})  # axis names and units HyperSpy reads back as undefined, or None
 RGB_NAMES = {"R": "red", "G": "green", "B": "blue", "A": "alpha"}
 
 
@@ -122,6 +125,9 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     signal["quantity"] = f"{dataset.quantity} ({dataset.units})" if dataset.units else dataset.quantity
     metadata.update(General=general, Signal=signal)
     ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}
+    labels = [[dim.name, dim.units] if not {dim.name, dim.units}.isdisjoint(CHANGED_LABELS) else None for dim in (pos if is_image(dataset) else pos + spec)]
+    if any(labels):
+        ours["axis_labels"] = labels
     if is_image(dataset):
         ours["placeholder"] = {"name": spec[0].name, "units": spec[0].units, "value": float(spec[0].values[0])}
     if _quantity(metadata) != (dataset.quantity, dataset.units):  # the title and "X (U)" do not tell them apart
@@ -205,11 +211,15 @@ def dataset_from_signal(signal: Mapping[str, Any], source: str | None = None) ->
     dims = [_dimension(axis, index, size) for index, (axis, size) in enumerate(zip(axes, shape))]
     metadata = plain_metadata(signal.get("metadata") or {})
     ours = metadata.pop(ENCODED_KEY, {})
-    exact_values = ours.get("axis_values")
+    exact_values, exact_labels = ours.get("axis_values"), ours.get("axis_labels")
     if isinstance(exact_values, list) and len(exact_values) == len(dims):
         for index, (dim, exact) in enumerate(zip(dims, exact_values)):
             if isinstance(exact, list) and len(exact) == dim.size:
                 dims[index] = Dimension(dim.name, dim.units, exact)
+    if isinstance(exact_labels, list) and len(exact_labels) == len(dims):
+        for index, (dim, labels) in enumerate(zip(dims, exact_labels)):
+            if isinstance(labels, list) and len(labels) == 2 and all(isinstance(text, str) for text in labels):
+                dims[index] = Dimension(labels[0], labels[1], dim.values)
     navigation = [index for index, axis in enumerate(axes) if axis.get("navigate")]
     placeholder = ours.get("placeholder")  # written by `signal_dict` from an image or a line: every axis is a position
     image = placeholder is not None or (not navigation and len(dims) == 2)

@@ -39,6 +39,7 @@ from usidbridge import __version__
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import (
     COMPRESSION_HELP,
+    LIBVER,
     compression_filter,
     copy_rows,
     damaged_hdf5,
@@ -259,7 +260,7 @@ def add_results(
     Returns the HDF5 path of the new group. On failure the partial group is removed.
     """
     sources = [sources] if isinstance(sources, str) else list(sources)
-    with failed_write(path), h5py.File(path, "r+") as file:
+    with failed_write(path), h5py.File(path, "r+", libver=LIBVER) as file:
         source_mains = [file[source] for source in sources]
         first = source_mains[0]
         source_tables = _tables(first)

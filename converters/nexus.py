@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
@@ -374,7 +374,7 @@ def write_dual(datasets: Sequence[Dataset], path: Path, compression: str | None 
     """h5USID written by the registered h5usid format, then NXdata groups linking its Main datasets."""
     registry.get("h5usid").write(datasets, path, compression=compression)
     in_file_order = [dataset for members in group_by_positions(datasets) for dataset in members]  # h5usid's layout order
-    with h5py.File(path, "r+") as file:
+    with h5py.File(path, "r+", libver=LIBVER) as file:
         mains = sorted(main_candidates(file), key=lambda main: main.name)
         entry = _entry(file)
         taken: set[str] = set()

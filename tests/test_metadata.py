@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 import usidbridge as ub
 from usidbridge.roundtrip import FORMAT_NAMESPACES
 
-from conftest import same_metadata
+from conftest import need, same_metadata
 from strategies import metadata
 
 FORMATS = {"h5usid": ".h5", "nexus": ".nxs", "netcdf": ".nc", "tiff": ".tif", "hyperspy": ".hspy"}
@@ -80,3 +80,37 @@ def test_netcdf_metadata_written_as_plain_json_still_reads(tmp_path):
         file["Current"].attrs["usid_metadata"] = '{"gain": [1.5, 2.5], "t": "nan", "note": {"a": 1}}'
     (back,) = ub.read(path)
     assert back.metadata == {"gain": [1.5, 2.5], "t": "nan", "note": {"a": 1}}
+
+
+LARGE_METADATA_WRITERS = {"h5usid": (".h5", {}), "nexus": (".nxs", {}), "dual": (".nxs", {"dual": True}), "netcdf": (".nc", {}), "hyperspy": (".hspy", {})}
+
+
+def large_metadata() -> dict:
+    """Items far beyond an HDF5 attribute's 64 KiB: one array of 1 MB, one text of 1 MB, 5,000 keys (150 kB of attributes on one group)."""
+    rng = np.random.default_rng(19)
+    return {
+        "spectrum": rng.random(131_072),
+        "note": "".join(rng.choice(list("abcdefgh µÅ;=\n"), 1_000_000)),
+        "tags": {f"tag_{index:05d}": index * 0.5 for index in range(5_000)},
+    }
+
+
+@pytest.mark.parametrize("writer", LARGE_METADATA_WRITERS)
+def test_metadata_of_any_size(tmp_path, writer, usid):
+    """A DM4 tag of 230 kB, an Igor wave note or a long parameter list stopped every HDF5 writer with
+    "object header message is too large"; now each item is stored and read back identical."""
+    import h5py
+
+    suffix, options = LARGE_METADATA_WRITERS[writer]
+    values = large_metadata()
+    path = ub.write(dataset_with(values), tmp_path / f"large{suffix}", format="nexus" if writer == "dual" else writer, **options)
+    (back,) = ub.read(path)
+    mine = {key: value for key, value in back.metadata.items() if key not in FORMAT_NAMESPACES}
+    assert same_metadata(mine, values)
+    if writer == "h5usid":
+        with h5py.File(path, "r") as file:
+            (main,) = usid.hdf_utils.get_all_main(file)
+            get_attributes = need("sidpy.hdf.hdf_utils").get_attributes  # pyUSID reads attributes through sidpy
+            stored = get_attributes(main.parent["Metadata"])
+            assert stored["note"] == values["note"] and np.array_equal(stored["spectrum"], values["spectrum"])
+            assert get_attributes(main.parent["Metadata/tags"]) == values["tags"]

@@ -32,6 +32,10 @@ FULL_DISK_BYTES = 2**20  # less free space than this after a failed write: the d
 CHUNK_TARGET_BYTES = 4 * 2**20
 CHUNK_MAX_BYTES = 2**31
 COMPRESSION = {"none": None, "gzip": "gzip", "lzf": "lzf"}
+# The file format our writers ask of libhdf5: HDF5 1.8's object headers, where an attribute too large
+# for a header message (64 KiB: a DM tag, an Igor wave note, a long parameter list) goes to dense
+# attribute storage instead of stopping the write. Every HDF5 since 1.8 (2008), h5py and pyUSID read it.
+LIBVER = ("v108", "latest")
 COMPRESSION_HELP = "HDF5 compression of the data: gzip, lzf or none"
 
 # What h5py raises where libhdf5 cannot read an object of a damaged file: OSError and RuntimeError
@@ -494,7 +498,7 @@ def new_hdf5(path: str | os.PathLike[str], **options: Any) -> Iterator[h5py.File
     under its open datasets, and freeing them later crashes the process (h5py issue 914). Emptied,
     the file has room for the close. The caller throws it away.
     """
-    file = h5py.File(path, "w", **options)
+    file = h5py.File(path, "w", libver=LIBVER, **options)
     try:
         yield file
         file.flush()

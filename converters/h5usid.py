@@ -69,7 +69,8 @@ from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 
 METADATA_GROUP = "Metadata"
 LAYOUT_KEY = "h5usid"
-RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units"}
+NAME_ATTR = "usidbridge_name"
+RESERVED_MAIN_ATTRS = frozenset(ANCILLARY_NAMES) | {"quantity", "units", NAME_ATTR}
 ANCILLARY_BLOCK_ROWS = 2**20
 
 
@@ -128,7 +129,9 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     extra = parent.get(METADATA_GROUP)
     metadata = read_tree(extra) if isinstance(extra, h5py.Group) else {}
     metadata[LAYOUT_KEY] = layout
-    name, source = path_of(main).rsplit("/", 1)[-1], f"{main.file.filename}::{path_of(main)}"
+    kept_name = string_attr(main, NAME_ATTR)
+    name = kept_name if kept_name is not None else path_of(main).rsplit("/", 1)[-1]
+    source = f"{main.file.filename}::{path_of(main)}"
     data = require_backed(main, main.file.filename)  # last: attributes cannot be read through the reopened handle
     return Dataset(
         FileArray(data) if lazy else FileArray(data)[()],
@@ -170,16 +173,35 @@ def _write_ancillary(group: h5py.Group, kind: str, ancillary: Ancillary, suffix:
     return indices, values
 
 
+def main_name(group: h5py.Group, name: str) -> str:
+    """The HDF5 name of a Main dataset in `group`: its own name, unless that cannot name an HDF5
+    object ('/', '.', empty), is taken, or is one USID gives what it writes beside a Main dataset
+    (``Metadata``, the ancillary tables): then a name kept apart by a suffix."""
+    safe = name.replace("/", "_") if name not in ("", ".", "..") else f"{name}_Raw_Data"
+    reserved = safe == METADATA_GROUP or safe.startswith(ANCILLARY_NAMES)
+    candidate, number = (f"{safe}_Main", 0) if reserved else (safe, 0)
+    while candidate in group:
+        number += 1
+        candidate = f"{safe}_Main_{number:03d}"
+    return candidate
+
+
 def create_main(group: h5py.Group, dataset: Dataset, compression: str | None = "none") -> h5py.Dataset:
-    """Create the Main dataset (contiguous, or compressed in chunks of whole positions) and copy the data into it."""
+    """Create the Main dataset (contiguous, or compressed in chunks of whole positions) and copy the data into it.
+
+    A name `main_name` had to change is kept in the ``usidbridge_name`` attribute, and read back from it.
+    """
+    name = main_name(group, dataset.name)
     main = group.create_dataset(
-        dataset.name,
+        name,
         shape=dataset.shape,
         dtype=dataset.dtype,
         chunks=row_chunks(dataset.shape, dataset.dtype.itemsize, compression),
         compression=compression_filter(compression),
     )
     copy_rows(main, dataset.data)
+    if name != dataset.name:
+        write_attr(main, NAME_ATTR, dataset.name)
     return main
 
 
@@ -274,15 +296,17 @@ def add_results(
                 group.attrs[f"source_{index:03d}"] = source.ref
             stamp(group, {"tool": tool, "num_sources": len(source_mains), **(parameters or {})})
             for dataset in datasets:
+                main = create_main(group, dataset, compression)
+                suffix = f"_{main.name.rsplit('/', 1)[-1]}"
                 if dataset.pos.same_as(source_pos):
                     position = (source_tables["Position_Indices"], source_tables["Position_Values"])
                 else:
-                    position = _write_ancillary(group, "Position", dataset.pos, f"_{dataset.name}")
+                    position = _write_ancillary(group, "Position", dataset.pos, suffix)
                 if dataset.spec.same_as(source_spec):
                     spectroscopic = (source_tables["Spectroscopic_Indices"], source_tables["Spectroscopic_Values"])
                 else:
-                    spectroscopic = _write_ancillary(group, "Spectroscopic", dataset.spec, f"_{dataset.name}")
-                link_main(create_main(group, dataset, compression), dataset, position, spectroscopic)
+                    spectroscopic = _write_ancillary(group, "Spectroscopic", dataset.spec, suffix)
+                link_main(main, dataset, position, spectroscopic)
         except BaseException:
             del first.parent[group.name.rsplit("/", 1)[-1]]
             raise

@@ -352,3 +352,20 @@ def test_attributes_are_stored_as_h5py_stores_them(tmp_path, text):
             text_type = stored.get_class() == h5py.h5t.STRING
             outcomes.append((np.asarray(group.attrs["q"]).tolist(), np.asarray(group.attrs["old"]).tolist(), stored.get_class(), stored.get_size(), text_type and stored.is_variable_str(), text_type and stored.get_cset(), group.attrs.get_id("q").shape))
         assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("name", ["Metadata", "Position_Indices", "Spectroscopic_Values", "Position_Values_Mean", "a/b", ".", "", "Channel_000"])
+def test_names_that_collide_with_usid_own_are_kept_apart(tmp_path, usid, name):
+    """A Main dataset named like what USID writes beside it (Metadata, the ancillary tables), or that
+    cannot name an HDF5 object, is stored under a name kept apart and read back with its own."""
+    dataset = ub.Dataset.from_ndarray(np.arange(12.0).reshape(3, 4), [ub.Dimension("X", "m", 3)], [ub.Dimension("E", "eV", 4)], quantity="I", units="A", name=name, metadata={"note": "kept"})
+    path = ub.write(dataset, tmp_path / "named.h5")
+    assert ub.validate(path).ok
+    (back,) = ub.read(path)
+    assert back.name == name and back.metadata["note"] == "kept" and "usidbridge_name" not in back.metadata["h5usid"]["main"]
+    mean = ub.Dataset.from_ndarray(back.to_ndarray().mean(axis=1), back.pos.dims, name=name, quantity="Mean", units="A")
+    other = ub.Dataset.from_ndarray(back.to_ndarray()[:, :2], back.pos.dims, [ub.Dimension("E", "eV", 2)], name=name, quantity="Part", units="A")
+    h5usid.add_results(path, back.source.split("::")[1], "Fit", [mean, other])
+    with h5py.File(path, "r") as file:
+        assert len(usid.hdf_utils.get_all_main(file)) == 3
+    assert ub.validate(path).ok and sorted(dataset.name for dataset in ub.read(path)) == [name] * 3

@@ -97,3 +97,20 @@ def test_plain_hdf5_with_netcdf_peer_written_dimension_scales(tmp_path):
     datasets = ub.read(tmp_path / "xr.nc", "hdf5")
     (signal,) = [dataset for dataset in datasets if dataset.name == "signal"]
     assert [dim.name for dim in signal.pos.dims] == ["y", "x"] and signal.pos.dims[1].units == "mm"
+
+
+def test_velox_emd_read_as_plain_hdf5_converts_to_compliant_h5usid(shared_data, tmp_path, usid):
+    """A Velox EMD holds datasets named Data and Metadata under each signal's group: a Main dataset
+    named Metadata crashed the h5USID writer ("name already exists") beside USID's Metadata group."""
+    source = shared_data / "rosettasciio" / "emd" / "velox_tem_stack.emd"
+    datasets = ub.read(source, "hdf5")
+    assert "Metadata" in [dataset.name for dataset in datasets]
+    out = ub.write(datasets, tmp_path / "velox.h5")
+    report = ub.validate(out)
+    assert report.ok, report.findings
+    back = ub.read(out)
+    assert [dataset.name for dataset in back] == [dataset.name for dataset in datasets]
+    with h5py.File(source, "r") as file, h5py.File(out, "r") as written:
+        for dataset, mine in zip(datasets, back):
+            assert np.array_equal(mine.to_ndarray().ravel(), file[dataset.source.split("::")[1]][()].ravel())
+        assert len(usid.hdf_utils.get_all_main(written)) == len(datasets)

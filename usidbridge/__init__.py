@@ -11,6 +11,9 @@ is first used.
 
 __version__ = "0.1.0"
 
+import importlib
+from typing import Any
+
 from .api import convert, read, write
 from .model import Ancillary, Dataset, Dimension
 from .registry import Format, Profile, formats, register
@@ -33,3 +36,11 @@ __all__ = [
     "write",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``usidbridge.converters`` on first use, so that ``import usidbridge`` stays light and
+    ``usidbridge.converters.hyperspy`` works after it alone."""
+    if name == "converters":
+        return importlib.import_module(".converters", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

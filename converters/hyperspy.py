@@ -35,7 +35,7 @@ from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.hdf import compression_filter, has_hdf5_signature, refuse_unbacked, sniffed
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
-from usidbridge.signals import dataset_from_signal, fields, signal_dict, signal_dicts
+from usidbridge.signals import dataset_from_signal, fields, hyperspy_dict, signal_dict, signal_dicts
 
 
 # What HyperSpy's .hspy reader (RosettaSciIO, on h5py) raises for a damaged file: h5py's OSError and
@@ -118,9 +118,7 @@ def to_hyperspy(dataset: Dataset) -> Any:
 
 def from_hyperspy(signal: Any) -> Dataset:
     """One Dataset from a HyperSpy signal (lazy stays lazy)."""
-    axes = [{"name": axis.name, "units": axis.units, "navigate": axis.navigate, "axis": axis.axis} for axis in signal.axes_manager._axes]
-    as_dict = {"data": signal.data, "axes": axes, "metadata": signal.metadata.as_dictionary(), "original_metadata": signal.original_metadata.as_dictionary()}
-    dataset = dataset_from_signal(as_dict)
+    dataset = dataset_from_signal(hyperspy_dict(signal))
     dataset.metadata = _restored(dataset.metadata)
     dataset.source = str(dataset.metadata["hyperspy"].get("General", {}).get("original_filename", "")) or None
     return dataset

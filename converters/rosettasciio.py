@@ -17,9 +17,12 @@ several readers claim the extension          an error naming them: choose with `
 ``-r reader=NAME`` (name or alias)           that reader, whatever the file looks like
 ===========================================  ===================================================
 
-Reading is lazy where the reader supports it (dask), eager otherwise. RosettaSciIO's post-processing
-steps are HyperSpy calls; the ones readers use to shape a signal are done here (``squeeze``: size-1
-axes are dropped; ``to_signal1D``: the last axis alone is the signal), any other is named in a warning.
+Reading is lazy where the reader supports it (dask), eager otherwise. Each signal dict is then made
+what ``hs.load`` makes of it, by HyperSpy itself (`usidbridge.signals.as_hyperspy_loads`): the
+reader's post-processing steps are HyperSpy calls (a DM spectrum image's ``to_signal1D`` makes the
+first navigation axis, energy loss, the signal; ``squeeze``; an RGB ``transpose`` and
+``change_dtype``), and its ``mapping`` fills HyperSpy's metadata (beam energy, angles, dwell time,
+``Signal.quantity``) from the original metadata. So HyperSpy is this gateway's dependency too.
 HDF5 containers other than EMD (Tofwerk, Delmic, Arina) share the ``.h5`` extension with h5USID and
 plain HDF5, so they are read only when asked for with ``--from rosettasciio -r reader=NAME``.
 """
@@ -39,7 +42,7 @@ from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatErr
 from usidbridge.hdf import has_hdf5_signature, refuse_unbacked
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
-from usidbridge.signals import dataset_from_signal
+from usidbridge.signals import as_hyperspy_loads, dataset_from_signal
 
 NATIVE = frozenset({"USID", "NeXus", "HSPY", "ZSPY", "netCDF", "TIFF", "numpy", "Image"})
 PREFERRED = {".mrc": "MRC"}  # MRCZ also reads .mrc; plain MRC is what a .mrc file is
@@ -116,22 +119,6 @@ def choose_reader(path: Path, reader: str | None = None) -> dict[str, Any]:
     return claiming[0]
 
 
-def _post_process(signal: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Do RosettaSciIO's shaping steps (HyperSpy calls) on the dict: ``to_signal1D`` and ``squeeze``."""
-    for step in signal.get("post_process") or []:
-        called = set(getattr(getattr(step, "__code__", None), "co_names", ()))
-        if "to_signal1D" in called:
-            signal["axes"] = [{**axis, "navigate": index < len(signal["axes"]) - 1} for index, axis in enumerate(signal["axes"])]
-        elif "squeeze" in called:
-            keep = [index for index, size in enumerate(signal["data"].shape) if size > 1]
-            if len(keep) < signal["data"].ndim:
-                signal["data"] = signal["data"].reshape([signal["data"].shape[index] for index in keep])
-                signal["axes"] = [signal["axes"][index] for index in keep]
-        else:
-            warnings.warn(f"{path}: RosettaSciIO's post-processing step {sorted(called)} needs HyperSpy and was not applied", stacklevel=3)
-    return signal
-
-
 def _check_hdf5_sizes(path: Path) -> None:
     """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, before a reader reads it whole."""
     if has_hdf5_signature(_head(path)):
@@ -140,6 +127,9 @@ def _check_hdf5_sizes(path: Path) -> None:
 
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
     """One Dataset per signal RosettaSciIO's reader finds in the file."""
+    import hyperspy.api  # noqa: F401  before its logger is silenced: importing it sets that logger's level
+    from traits.api import TraitError  # HyperSpy's: an axis or metadata value of the wrong type
+
     plugin = choose_reader(path, reader)
     _check_hdf5_sizes(path)
     module = importlib.import_module(plugin["api"])
@@ -155,9 +145,15 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
     except MemoryError:
         raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader ran out of memory: the file declares more data than it can hold (damaged?)", path) from None
     datasets = []
-    for index, signal in enumerate(signals):
+    for index, signal in enumerate(signal for signal in signals if "metadata" in signal):  # as hs.load: the others are models, not signals
         try:
-            dataset = dataset_from_signal(_post_process(dict(signal), path), source=f"{path}::signal{index}")
+            with silenced("hyperspy"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                loaded = as_hyperspy_loads(signal)
+        except (*READER_FAILURES, TraitError) as error:
+            raise UnreadableFileError(f"HyperSpy cannot make a signal of what RosettaSciIO's {plugin['name']} reader gave ({type(error).__name__}: {error})", path) from None
+        try:
+            dataset = dataset_from_signal(loaded, source=f"{path}::signal{index}")
         except ModelError as error:
             raise UnreadableFileError(f"RosettaSciIO's {plugin['name']} reader gave signal {index} that USID cannot hold: {error.message}", path) from None
         dataset.metadata.setdefault("hyperspy", {}).setdefault("General", {}).setdefault("FileIO", {"0": {"operation": "load", "io_plugin": plugin["api"]}})  # as hs.load records it
@@ -173,7 +169,7 @@ class RosettaSciIOFormat(Format):
         ".spd", ".spc", ".lsd", ".asw", ".img", ".map", ".pts", ".eds", ".blo", ".unf", ".rpl", ".sur", ".pro", ".elid", ".prz", ".tvips",
         ".mib", ".app5", ".dens", ".sac", ".sbc", ".tvf",
     )  # RosettaSciIO's, less its natives' and AUTO_EXCLUDED (a test keeps this in step with RosettaSciIO)
-    dependency = "rsciio"
+    dependency = "hyperspy"  # which needs RosettaSciIO; both in the extra
     extra = "rosettasciio"
     profile = Profile()
     read_options = {"reader": "the RosettaSciIO reader to use, by name or alias (e.g. DigitalMicrograph, JEOL, Tofwerk); default: detected"}

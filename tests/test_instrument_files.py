@@ -12,6 +12,7 @@ import pytest
 
 import usidbridge as ub
 from usidbridge import registry
+from usidbridge.model import placeholder_dimension
 from usidbridge.signals import is_image
 
 from conftest import need, same_metadata
@@ -19,6 +20,7 @@ from test_cli import assert_one_line_error, run
 
 ROSETTASCIIO = [
     "rosettasciio/dm/EELS_spectrum.dm3",
+    "rosettasciio/dm/EELS_spectrum_image.dm3",
     "rosettasciio/dm/STEM_image.dm3",
     "rosettasciio/dm/spectrum_image_3D.dm4",
     "rosettasciio/emd/ncem_example_signal.emd",
@@ -68,13 +70,25 @@ def load_reference(hs, path):
     return signals if isinstance(signals, list) else [signals]
 
 
-def assert_matches_hyperspy(dataset, signal, same_units):
-    """Numbers, every axis (size, scale, offset, units) and the navigation / signal split."""
+def hyperspy_quantity(signal) -> tuple[str, str]:
+    """Quantity and units as HyperSpy's metadata give them, computed here: ``Signal.quantity`` "X (U)", else the title."""
+    quantity = signal.metadata.get_item("Signal.quantity", "")
+    if quantity.endswith(")") and " (" in quantity:
+        name, units = quantity[:-1].rsplit(" (", 1)
+        return name, units
+    return quantity or signal.metadata.General.title or "Intensity", ""
+
+
+def assert_matches_hyperspy(dataset, signal, same_units, quantity=True):
+    """Numbers, every axis (size, scale, offset, units), the navigation / signal split, quantity and
+    units (for our own TIFF reader, which names what HyperSpy leaves blank, not the quantity)."""
+    if quantity:
+        assert (dataset.quantity, dataset.units) == hyperspy_quantity(signal)
     axes = signal.axes_manager._axes
     reference = np.asarray(signal.data)
     if reference.dtype.names:
         reference = reference.view(np.dtype({"names": [RGB[name] for name in reference.dtype.names], "formats": [reference.dtype.fields[name][0] for name in reference.dtype.names]}))
-    if is_image(dataset):
+    if is_image(dataset) and dataset.spec.dims[0] == placeholder_dimension():  # USID's image: no spectroscopic dim of its own
         dims = list(dataset.pos.dims)
         assert signal.axes_manager.navigation_dimension == 0 and signal.axes_manager.signal_dimension == len(dims)
         ours = np.asarray(dataset.to_ndarray()).reshape(dataset.pos.shape)
@@ -87,7 +101,7 @@ def assert_matches_hyperspy(dataset, signal, same_units):
     for dim, axis in zip(dims, axes):
         assert dim.size == axis.size
         np.testing.assert_allclose(dim.values, axis.axis, rtol=1e-12, atol=0)
-        if axis.is_uniform:
+        if axis.is_uniform and axis.size > 1:  # one value has no step: USID keeps the value alone
             assert dim.is_uniform and dim.offset == pytest.approx(axis.offset) and dim.scale == pytest.approx(axis.scale)
         assert same_units(dim.units, axis.units), (dim, axis.units)
 
@@ -99,7 +113,7 @@ def test_reads_like_hyperspy(hs, units, shared_data, name):
     signals = load_reference(hs, path)
     assert len(datasets) == len(signals)
     for dataset, signal in zip(datasets, signals):
-        assert_matches_hyperspy(dataset, signal, units)
+        assert_matches_hyperspy(dataset, signal, units, quantity=name in ROSETTASCIIO)
 
 
 @pytest.mark.parametrize("name", ROSETTASCIIO + VENDOR_TIFFS)
@@ -213,3 +227,90 @@ def test_missing_codec_is_named_not_called_damage(tmp_path, shared_data):
     result = subprocess.run([sys.executable, "-c", blocked, "convert", str(tmp_path / "lzw.tif"), str(tmp_path / "out.h5")], capture_output=True, text=True)
     assert_one_line_error(result, "imagecodecs", "pip install 'usidbridge[tiff]'")
     assert "damaged" not in result.stderr
+
+
+def without_file_io(metadata: dict) -> dict:
+    """The metadata without General.FileIO, numpy scalars as Python's (the model keeps scalars as Python
+    numbers, so an int32 of Renishaw's is an int64 in our .hspy: the same value)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        return value.item() if isinstance(value, np.generic) else value
+
+    general = {key: value for key, value in metadata.get("General", {}).items() if key != "FileIO"}
+    return plain({**metadata, "General": general})
+
+
+@pytest.mark.parametrize("name", ROSETTASCIIO)
+def test_hspy_metadata_is_what_hyperspy_saves(hs, shared_data, tmp_path, name):
+    """usidbridge's .hspy of an instrument file has the metadata of ``hs.load(...).save(...)``, apart
+    from the file-IO record: HyperSpy's reading of the file (its post-processing and mapping:
+    quantity, beam energy, angles, dates) arrives, and nothing of ours is added."""
+    ours = hs.load(ub.write(ub.read(shared_data / name)[0], tmp_path / "ours.hspy"))
+    reference = load_reference(hs, shared_data / name)[0]
+    reference.save(tmp_path / "theirs.hspy")
+    theirs = hs.load(tmp_path / "theirs.hspy")
+    assert same_metadata(without_file_io(ours.metadata.as_dictionary()), without_file_io(theirs.metadata.as_dictionary()))
+
+
+def test_dm_spectrum_image_navigates_the_scan(hs, shared_data, tmp_path):
+    """A Gatan EELS spectrum image: the scan (6 × 49) is the positions and energy loss the spectrum,
+    as hs.load gives (6, 49|1024); before, energy loss was a position and x the spectrum."""
+    (dataset,) = ub.read(shared_data / "rosettasciio/dm/EELS_spectrum_image.dm3")
+    assert [(dim.name, dim.size) for dim in dataset.pos.dims] == [("y", 49), ("x", 6)]
+    assert [(dim.name, dim.units, dim.size, dim.offset, dim.scale) for dim in dataset.spec.dims] == [("Energy loss", "eV", 1024, 350.0, 0.5)]
+    assert (dataset.quantity, dataset.units) == ("Intensity", "Counts")
+    (back,) = ub.read(ub.convert(shared_data / "rosettasciio/dm/EELS_spectrum_image.dm3", tmp_path / "si.hspy"))
+    tem = back.metadata["hyperspy"]["Acquisition_instrument"]["TEM"]
+    assert (tem["beam_energy"], tem["convergence_angle"], tem["Detector"]["EELS"]["collection_angle"], tem["Detector"]["EELS"]["dwell_time"]) == (200.0, 30.0, 33.0, 0.2)
+    assert back.metadata["hyperspy"]["General"]["date"] == "2019-12-14" and (back.quantity, back.units) == ("Intensity", "Counts")
+
+
+POST_PROCESS_STEPS = {
+    "to_signal1D": [lambda signal: signal.to_signal1D()],
+    "to_signal1D_optimized_then_squeeze": [lambda signal: signal.to_signal1D(optimize=True), lambda signal: signal.squeeze()],
+    "as_signal2D": [lambda signal: signal.as_signal2D((0, 2))],
+    "as_signal1D_first_axis": [lambda signal: signal.as_signal1D(0)],
+    "transpose_signal_axes": [lambda signal: signal.transpose(signal_axes=[1, 3])],
+    "squeeze": [lambda signal: signal.squeeze()],
+    "none": [],
+}
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("steps", POST_PROCESS_STEPS)
+def test_post_processing_steps_are_done_as_hyperspy_does_them(hs, units, shared_data, monkeypatch, steps, lazy):
+    """Whatever post-processing a RosettaSciIO reader asks for is done as hs.load does it: a reader
+    that returns a 4-D signal (two axes navigating, one of size 1) and these steps (patched in for the MSA reader, which
+    both read through) gives the same numbers, axes and navigation / signal split."""
+    import rsciio.msa
+
+    rng = np.random.default_rng(3)
+
+    def reader(filename, lazy=False, **kwds):
+        data = rng.integers(0, 100, size=(3, 1, 4, 5)).astype(np.float32)
+        axes = [{"name": name, "units": unit, "size": size, "offset": 0.5 * index, "scale": 1.0 + index, "navigate": navigate}
+                for index, (name, unit, size, navigate) in enumerate([("t", "s", 3, True), ("z", "nm", 1, True), ("y", "nm", 4, False), ("E", "eV", 5, False)])]
+        metadata = {"General": {"title": "patched"}, "Signal": {"quantity": "Counts (e)"}}
+        if lazy:
+            import dask.array
+
+            data = dask.array.from_array(data, chunks=2)
+        return [{"data": data, "axes": axes, "metadata": metadata, "original_metadata": {"steps": steps}, "post_process": POST_PROCESS_STEPS[steps]}]
+
+    monkeypatch.setattr(rsciio.msa, "file_reader", reader)
+    path = shared_data / "rosettasciio/msa/example1.msa"
+    (dataset,) = ub.read(path, lazy=lazy)
+    rng = np.random.default_rng(3)
+    (signal,) = load_reference(hs, path)
+    assert_matches_hyperspy(dataset, signal, units)
+    assert dataset.is_lazy == lazy
+
+
+@pytest.mark.parametrize("name", [name for name in ROSETTASCIIO if name.endswith((".dm3", ".dm4"))])
+def test_files_whose_reader_asks_for_post_processing(shared_data, name):
+    """The shared files whose reader returns post-processing steps (Gatan DM: to_signal1D, squeeze),
+    so that test_reads_like_hyperspy covers them."""
+    from rsciio.digitalmicrograph import file_reader
+
+    assert all(signal["post_process"] for signal in file_reader(str(shared_data / name)))

@@ -17,8 +17,9 @@ no navigation and a 1-D or 3-D+ signal           spectroscopic dims at one place
 ``offset`` + ``scale``, or an ``axis`` array     Dimension values (negative scales and
                                                  non-uniform axes are kept as they are)
 empty or undefined axis name, units              ``axis_N``, no units
-``metadata.General.title``,                      ``quantity``; ``Signal.quantity`` "X (U)" gives
-``metadata.Signal.quantity``                     quantity X and units U
+``metadata.Signal.quantity``,                    ``quantity`` and ``units``: "X (U)" gives X and U,
+else ``metadata.General.title``                  "X" gives X; without it, the title (written back
+                                                 only when the tree does not already say them)
 ``original_metadata``                            ``metadata`` (HyperSpy's own ``metadata`` tree
                                                  goes to ``metadata["hyperspy"]`` and back)
 RGB(A) fields ``R``, ``G``, ``B`` (``A``)        USID's colour fields red, green, blue (alpha)
@@ -114,21 +115,21 @@ def signal_dict(dataset: Dataset, lazy: bool = False) -> dict[str, Any]:
     else:
         axes = [_axis(dim, True, encoded) for dim in pos] + [_axis(dim, False, encoded) for dim in spec]
     metadata = dict(dataset.metadata.get(HYPERSPY_KEY, {}))
-    general = dict(metadata.get("General", {}))
-    general["title"] = dataset.quantity if dataset.quantity not in (".", "..") else f"_{dataset.quantity}"  # .hspy names a group after it
+    general, signal = dict(metadata.get("General", {})), dict(metadata.get("Signal", {}))
+    if _quantity(metadata) != (dataset.quantity, dataset.units) or general.get("title") in (".", ".."):  # else the reader's title stays
+        general["title"] = dataset.quantity if dataset.quantity not in (".", "..") else f"_{dataset.quantity}"  # .hspy names a group after it
+        signal["quantity"] = f"{dataset.quantity} ({dataset.units})" if dataset.units else dataset.quantity
     file_io = general.get("FileIO")
     if isinstance(file_io, Mapping) and not all(FILE_IO_ENTRY.fullmatch(str(key)) for key in file_io):
         general["FileIO"] = {"0": dict(file_io)}  # HyperSpy numbers its load and save records, and fails on any other key
     if dataset.source:
         general.setdefault("original_filename", Path(dataset.source.split("::")[0]).name)
-    signal = dict(metadata.get("Signal", {}))
-    signal["quantity"] = f"{dataset.quantity} ({dataset.units})" if dataset.units else dataset.quantity
     metadata.update(General=general, Signal=signal)
     ours: dict[str, Any] = {"axis_values": encoded} if any(values is not None for values in encoded) else {}
     labels = [[dim.name, dim.units] if not {dim.name, dim.units}.isdisjoint(CHANGED_LABELS) else None for dim in (pos if is_image(dataset) else pos + spec)]
     if any(labels):
         ours["axis_labels"] = labels
-    if is_image(dataset):
+    if is_image(dataset) and (len(pos) != 2 or spec[0] != placeholder_dimension()):  # else read back as an image anyway
         ours["placeholder"] = {"name": spec[0].name, "units": spec[0].units, "value": float(spec[0].values[0])}
     if _quantity(metadata) != (dataset.quantity, dataset.units):  # the title and "X (U)" do not tell them apart
         ours["quantity"] = [dataset.quantity, dataset.units]
@@ -162,13 +163,13 @@ def _number(value: Any, what: str) -> float:
 
 
 def _quantity(metadata: Mapping[str, Any]) -> tuple[str, str]:
-    """Quantity and units from ``General.title`` and ``Signal.quantity`` ("X-rays (Counts)")."""
+    """Quantity and units from ``Signal.quantity`` ("X-rays (Counts)", or "Intensity" without units), else ``General.title``."""
     title = _text(metadata.get("General", {}).get("title"), "")
     signal_quantity = _text(metadata.get("Signal", {}).get("quantity"), "")
     match = QUANTITY_WITH_UNITS.match(signal_quantity)
     if match and signal_quantity != title and match["quantity"].strip():
         return match["quantity"], match["units"]
-    return title or signal_quantity or "Intensity", ""
+    return signal_quantity or title or "Intensity", ""
 
 
 def plain_metadata(value: Any) -> Any:
@@ -235,6 +236,33 @@ def dataset_from_signal(signal: Mapping[str, Any], source: str | None = None) ->
     if placeholder:
         dataset.spec = Ancillary([Dimension(placeholder["name"], placeholder["units"], [placeholder["value"]])])
     return dataset
+
+
+def as_hyperspy_loads(signal: Mapping[str, Any]) -> dict[str, Any]:
+    """A RosettaSciIO reader's signal dict as ``hs.load`` turns it into a signal: HyperSpy builds the
+    signal (its class may add metadata), runs the reader's ``post_process`` steps (``to_signal1D``,
+    ``squeeze``, ``transpose``, ``change_dtype``, ...: HyperSpy calls, so HyperSpy does them) and
+    copies ``original_metadata`` into ``metadata`` along the reader's ``mapping`` (beam energy,
+    angles, dwell time, ``Signal.quantity``). Lazy (dask) data stays lazy."""
+    from hyperspy.io import dict2signal
+
+    signal = dict(signal)
+    signal["metadata"] = {**signal.get("metadata", {})}
+    signal["metadata"]["Signal"] = dict(signal["metadata"].get("Signal", {}))  # as hs.load's load_with_reader
+    return hyperspy_dict(dict2signal(signal, lazy=hasattr(signal["data"], "compute")))
+
+
+def hyperspy_dict(signal: Any) -> dict[str, Any]:
+    """The signal dict of a HyperSpy signal: its data (lazy stays lazy), axes in array order, uniform
+    ones by offset and scale, ``metadata`` without HyperSpy's run-time state (``_HyperSpy``) and ``original_metadata``."""
+    axes = []
+    for axis in signal.axes_manager._axes:
+        entry = {"name": axis.name, "units": axis.units, "navigate": axis.navigate, "size": axis.size}
+        entry.update({"offset": axis.offset, "scale": axis.scale} if axis.is_uniform else {"axis": axis.axis})
+        axes.append(entry)
+    metadata = signal.metadata.as_dictionary()
+    metadata.pop("_HyperSpy", None)
+    return {"data": signal.data, "axes": axes, "metadata": metadata, "original_metadata": signal.original_metadata.as_dictionary()}
 
 
 def fields(dataset: Dataset) -> list[Dataset]:

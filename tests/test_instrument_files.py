@@ -241,12 +241,17 @@ def without_file_io(metadata: dict) -> dict:
     return plain({**metadata, "General": general})
 
 
+@pytest.mark.parametrize("via", [None, ".h5"])
 @pytest.mark.parametrize("name", ROSETTASCIIO)
-def test_hspy_metadata_is_what_hyperspy_saves(hs, shared_data, tmp_path, name):
-    """usidbridge's .hspy of an instrument file has the metadata of ``hs.load(...).save(...)``, apart
-    from the file-IO record: HyperSpy's reading of the file (its post-processing and mapping:
-    quantity, beam energy, angles, dates) arrives, and nothing of ours is added."""
-    ours = hs.load(ub.write(ub.read(shared_data / name)[0], tmp_path / "ours.hspy"))
+def test_hspy_metadata_is_what_hyperspy_saves(hs, shared_data, tmp_path, name, via):
+    """usidbridge's .hspy of an instrument file, directly or through h5USID, has the metadata of
+    ``hs.load(...).save(...)``, apart from the file-IO record: HyperSpy's reading of the file (its
+    post-processing and mapping: quantity, beam energy, angles, dates) arrives and reads back into
+    the same tree, and nothing of ours is added."""
+    first = ub.read(shared_data / name)[0]
+    if via:
+        (first,) = ub.read(ub.write(first, tmp_path / f"via{via}"))
+    ours = hs.load(ub.write(first, tmp_path / "ours.hspy"))
     reference = load_reference(hs, shared_data / name)[0]
     reference.save(tmp_path / "theirs.hspy")
     theirs = hs.load(tmp_path / "theirs.hspy")
@@ -314,3 +319,12 @@ def test_files_whose_reader_asks_for_post_processing(shared_data, name):
     from rsciio.digitalmicrograph import file_reader
 
     assert all(signal["post_process"] for signal in file_reader(str(shared_data / name)))
+
+
+@pytest.mark.parametrize("via", [".nxs", ".nc"])
+def test_hyperspy_metadata_through_nexus_and_netcdf(hs, shared_data, tmp_path, via):
+    path = shared_data / "rosettasciio/dm/EELS_spectrum_image.dm3"
+    (through,) = ub.read(ub.write(ub.read(path)[0], tmp_path / f"via{via}"))
+    ours = hs.load(ub.write(through, tmp_path / "ours.hspy"))
+    load_reference(hs, path)[0].save(tmp_path / "theirs.hspy")
+    assert same_metadata(without_file_io(ours.metadata.as_dictionary()), without_file_io(hs.load(tmp_path / "theirs.hspy").metadata.as_dictionary()))

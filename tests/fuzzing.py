@@ -85,6 +85,8 @@ def _format_of(path: Path) -> str:
         return "netcdf"
     if suffix in (".hspy",):
         return "hyperspy"
+    if suffix in (".ibw",):
+        return "igor"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

@@ -87,6 +87,8 @@ def _format_of(path: Path) -> str:
         return "hyperspy"
     if suffix in (".ibw",):
         return "igor"
+    if suffix in (".gwy", ".gsf"):
+        return "gwyddion"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

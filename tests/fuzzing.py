@@ -70,9 +70,11 @@ def _our_files(folder: Path) -> list[Seed]:
 
 def _format_of(path: Path) -> str:
     suffix = path.suffix.lower()
-    head = path.read_bytes()[:8]
+    head = path.read_bytes()[:16]
     if "rosettasciio" in path.parts:
         return "rosettasciio"
+    if suffix in (".sxm", ".3ds") or (suffix == ".dat" and head.startswith(b"Experiment\t")):
+        return "nanonis"
     if suffix in (".spec", ".dat"):
         return "spec"
     if suffix in (".edf",):

@@ -250,6 +250,17 @@ class Ancillary:
         table._values.setflags(write=False)
         return table
 
+    @classmethod
+    def from_points(cls, labels: Sequence[str], units: Sequence[str], values: np.ndarray) -> Ancillary:
+        """Build from the values alone, one row per point (a turned scan frame, measured tip
+        positions): each dim's index is the rank of its value among the distinct ones, so that one
+        index has one value, as USID asks. A grid when the points happen to form one."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[0] == 0:
+            raise ModelError(f"point values must be a non-empty (n, k) table, got shape {values.shape}")
+        indices = np.column_stack([np.unique(column, return_inverse=True)[1].reshape(-1) for column in values.T])
+        return cls.from_table(labels, units, indices.astype(index_dtype(int(indices.max()))), values)
+
     @property
     def is_grid(self) -> bool:
         return self._dims is not None

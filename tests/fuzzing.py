@@ -91,6 +91,8 @@ def _format_of(path: Path) -> str:
         return "igor"
     if suffix in (".gwy", ".gsf"):
         return "gwyddion"
+    if suffix in (".di", ".spm", ".001"):
+        return "nanoscope"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

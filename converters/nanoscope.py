@@ -44,7 +44,8 @@ from usidbridge.registry import Format, Profile
 MAGICS = (b"\\*File list", b"\\*Force file list", b"?*File list", b"\\*NC Afm list")
 HEADER_END = "\\*File list end"
 MAX_HEADER_BYTES = 2**22
-VALUE = re.compile(r"^V\s*(?:\[(?P<soft>[^\]]*)\])?\s*(?:\((?P<hard>[-+0-9.eE]+)\s*(?P<hard_units>[^)]*)/LSB\))?\s*(?P<value>[-+0-9.eE]+)?\s*(?P<units>.*)$")
+NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # what float() takes, so that a match always converts
+VALUE = re.compile(rf"^V\s*(?:\[(?P<soft>[^\]]*)\])?\s*(?:\((?P<hard>{NUMBER})\s*(?P<hard_units>[^)]*)/LSB\))?\s*(?P<value>{NUMBER})?\s*(?P<units>.*)$")
 SI = {"nm": ("m", 1e-9), "~m": ("m", 1e-6), "um": ("m", 1e-6), "µm": ("m", 1e-6), "pm": ("m", 1e-12), "m": ("m", 1.0), "mV": ("V", 1e-3), "V": ("V", 1.0),
       "nA": ("A", 1e-9), "pA": ("A", 1e-12), "nN": ("N", 1e-9), "º": ("deg", 1.0), "°": ("deg", 1.0), "deg": ("deg", 1.0), "Hz": ("Hz", 1.0), "kHz": ("Hz", 1e3)}
 
@@ -103,13 +104,21 @@ def _channel_name(header: dict[str, str]) -> str:
     return (quoted.group(1) if quoted else image_data) or "Height"
 
 
+def _bytes_per_pixel(header: dict[str, str], path: Path) -> int:
+    text = header.get("Bytes/pixel", "2")
+    if text.strip() not in ("2", "4"):
+        raise UnreadableFileError(f"Bytes/pixel is {text[:40]!r}: Nanoscope data are 2 or 4 bytes per value", path)
+    return int(text)
+
+
 def _integers(raw: bytes, header: dict[str, str], count: int, path: Path) -> np.ndarray:
     """The section's `count` stored integers, after checking offset, length and bytes per pixel."""
+    size = _bytes_per_pixel(header, path)
     try:
-        offset, length, size = int(header["Data offset"]), int(header["Data length"]), int(header.get("Bytes/pixel", "2"))
+        offset, length = int(header["Data offset"]), int(header["Data length"])
     except (KeyError, ValueError) as error:
-        raise UnreadableFileError(f"a data section lacks or garbles Data offset, Data length or Bytes/pixel ({error})", path) from None
-    if size not in (2, 4) or count < 1 or count * size > length or offset < 0 or offset + count * size > len(raw):
+        raise UnreadableFileError(f"a data section lacks or garbles Data offset or Data length ({error})", path) from None
+    if count < 1 or count * size > length or offset < 0 or offset + count * size > len(raw):
         raise UnreadableFileError(f"{count} values of {size} bytes at byte {offset} (Data length {length}) do not fit the file's {len(raw)} bytes", path)
     return np.frombuffer(raw, f"<i{size}", count=count, offset=offset).astype(np.float64)
 
@@ -121,8 +130,7 @@ def _image(raw: bytes, sections: list, header: dict[str, str], path: Path, metad
         width, height, size_units = float(size[0]), float(size[1]), size[2] if len(size) > 2 else "nm"
     except (KeyError, ValueError, IndexError) as error:
         raise UnreadableFileError(f"an image section lacks or garbles Samps/line, Number of lines or Scan Size ({error})", path) from None
-    bytes_per_pixel = int(header.get("Bytes/pixel", "2"))
-    factor, units = _scale_of(sections, header, "Z scale", bytes_per_pixel, path)
+    factor, units = _scale_of(sections, header, "Z scale", _bytes_per_pixel(header, path), path)
     values = _integers(raw, header, rows * columns, path).reshape(rows, columns) * factor
     width_m, lateral = si(width, size_units)
     height_m, _ = si(height, size_units)
@@ -139,8 +147,7 @@ def _force_curve(raw: bytes, sections: list, header: dict[str, str], path: Path,
         raise UnreadableFileError(f"a force section lacks or garbles Samps/line ({error})", path) from None
     if extend != retract or extend < 1:
         raise UnreadableFileError(f"extend and retract of {extend} and {retract} points: only curves of equal halves are read", path)
-    bytes_per_pixel = int(header.get("Bytes/pixel", "2"))
-    factor, units = _scale_of(sections, header, "Z scale", bytes_per_pixel, path)
+    factor, units = _scale_of(sections, header, "Z scale", _bytes_per_pixel(header, path), path)
     ramp = _value_line(header, "Ramp size")
     if not ramp or not ramp["value"] or not ramp["soft"]:
         raise UnreadableFileError("a force section without a Ramp size in physical units", path)

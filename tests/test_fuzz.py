@@ -78,6 +78,7 @@ REGRESSIONS = [
     ("plain.h5", "bit_flips", 1200640),  # the same, in a dimension scale's name
     ("detector_frames.edf", "bit_flips", 2600301),  # ModelError without the file name: frames of 0 pixels
     ("AFM_Force_Curve.h5", "bit_flips", 2700391),  # TypeError from h5py: a string of an encoding HDF5 does not define
+    ("bruker_force_curve.001", "bit_flips", 13),  # ValueError: int() of a garbled Bytes/pixel
 ]
 
 

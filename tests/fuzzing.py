@@ -93,6 +93,8 @@ def _format_of(path: Path) -> str:
         return "gwyddion"
     if suffix in (".di", ".spm", ".001"):
         return "nanoscope"
+    if suffix in (".hf5",):
+        return "nsid"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from os import PathLike
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import h5py
@@ -338,7 +339,29 @@ def validate(target: str | PathLike[str] | h5py.File | h5py.Group) -> Report:
     if isinstance(target, (h5py.File, h5py.Group)):
         return _validate_open(target, target.file.filename)
     with open_hdf5(target) as file:
-        return _validate_open(file, str(target))
+        report = _validate_open(file, str(target))
+    if not report.main_datasets and any(finding.rule == "F01" for finding in report.findings):
+        _say_what_it_is(report, Path(target))
+    return report
+
+
+def _say_what_it_is(report: Report, path: Path) -> None:
+    """F01 on a file another format reads (NSID, NeXus, HyperSpy, netCDF, a Velox EMD...): say which, and the command that makes it USID."""
+    from .errors import UsidBridgeError
+    from .registry import detect
+
+    try:
+        reader = detect(path)
+    except UsidBridgeError:
+        return
+    if reader.name == "h5usid":
+        return
+    command = f"usidbridge convert {path} {path.with_name(path.stem + '_usid.h5')}"
+    what = "a plain HDF5 file (`usidbridge info` shows which datasets convert)" if reader.name == "hdf5" else f"{reader.description} (format {reader.name})"
+    report.findings = [
+        replace(finding, message=f"{finding.message}. This is {what}, not USID: `{command}` makes it USID") if finding.rule == "F01" else finding
+        for finding in report.findings
+    ]
 
 
 def _validate_open(file: h5py.File | h5py.Group, name: str) -> Report:

@@ -95,6 +95,8 @@ def _format_of(path: Path) -> str:
         return "nanoscope"
     if suffix in (".hf5",):
         return "nsid"
+    if suffix in (".axz",):
+        return "anasys"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"

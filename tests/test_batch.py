@@ -143,3 +143,20 @@ def test_batch_over_a_nested_tree_skips_non_data_and_resumes(tmp_path, distribut
     again = subprocess.run(command + ["--skip-existing"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == f"converted 1 file(s) to {out}, 5 skipped, 0 failed"
     assert ub.validate(out / "day2" / "frames.h5").ok
+
+
+def test_batch_over_a_folder_of_scanning_probe_files(shared_data, tmp_path, distributed):
+    """An AFM / STM session folder (Igor, Nanonis, Gwyddion, Nanoscope, Anasys, NSID and pycroscopy's
+    own files) converts file by file to compliant h5USID; the one format not read yet fails alone,
+    with its way out."""
+    folder = tmp_path / "session"
+    folder.mkdir()
+    for path in [*(shared_data / "spm").iterdir(), *(shared_data / "pycroscopy").iterdir()]:
+        shutil.copy(path, folder / path.name)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "usidbridge", "batch", str(folder), "--to", "h5usid", "--out", str(out), "--workers", "2"], capture_output=True, text=True, timeout=600)
+    converted = len(list(folder.iterdir())) - 1
+    assert result.stdout.strip() == f"converted {converted} file(s) to {out}, 0 skipped, 1 failed", result.stderr
+    assert "ntmdt.mdt: this is an NT-MDT .mdt file" in result.stderr
+    for path in out.iterdir():
+        assert ub.validate(path).ok, path

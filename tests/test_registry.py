@@ -165,3 +165,14 @@ def test_import_is_light():
     script = f"import sys, usidbridge; usidbridge.formats(); print([m for m in sys.modules if m.split('.')[0] in {heavy!r}])"
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_recognised_instrument_files_say_how_to_convert_them(shared_data, tmp_path):
+    """An NT-MDT file (and Nanosurf, WSxM, Omicron MATRIX ones) is named, with the way in through
+    Gwyddion, instead of "no known format recognises this file"."""
+    from test_cli import assert_one_line_error, run
+
+    path = shared_data / "spm/ntmdt.mdt"
+    result = run("convert", path, tmp_path / "out.h5")
+    assert_one_line_error(result, str(path), "NT-MDT", "Gwyddion", ".gwy")
+    assert not (tmp_path / "out.h5").exists()

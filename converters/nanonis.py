@@ -18,7 +18,8 @@ direction (``both``: forward, backward)        ``Z backward``; quantity the chan
 ``SCAN_DIR`` (``up``: first line at the        lines in order of increasing Y, and backward
 bottom), backward lines stored right to left   lines turned, so that X and Y increase
 ``SCAN_ANGLE`` ≠ 0 (the frame turned           non-grid positions: the frame's points turned
-clockwise about its centre)                    about its centre
+clockwise about its centre)                    about its centre; ``-r positions=frame``: the
+                                               frame's own grid, the angle in metadata
 ``.dat``: the first column (``Bias calc (V)``,  the spectroscopic dim, with its units
 ``Z rel (m)``, ...)
 every other column                             one Dataset, quantity its exact name with its
@@ -44,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from usidbridge.errors import ModelError, UnreadableFileError
+from usidbridge.errors import ModelError, UnknownOptionError, UnreadableFileError
 from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices, placeholder_dimension
 from usidbridge.registry import Format, Profile
 
@@ -126,7 +127,7 @@ def _sxm_header(text: str) -> dict[str, str]:
     return header
 
 
-def read_sxm(path: Path) -> list[Dataset]:
+def read_sxm(path: Path, positions: str = "tip") -> list[Dataset]:
     """Every channel and direction of a scan; see the module text."""
     raw_header, after = _header_bytes(path, SXM_HEADER_END)
     header = _sxm_header(raw_header.decode("latin-1"))
@@ -151,15 +152,15 @@ def read_sxm(path: Path) -> list[Dataset]:
     if mark < 0:
         raise UnreadableFileError("no data mark (0x1A 0x04) after :SCANIT_END:", path)
     values = _block(path, after + mark + len(SXM_DATA_MARK), f"{BYTE_ORDERS[order]}f4", len(planes) * rows * columns).reshape(len(planes), rows, columns)
-    positions = _frame_positions((columns, rows), (width, height), (x0, y0), angle)
+    frame = _frame_positions((columns, rows), (width, height), (x0, y0), 0.0 if positions == "frame" else angle)
     scanned_down = header.get("SCAN_DIR", "up").strip().lower() == "down"
-    metadata = {"nanonis": {"header": header}}
+    metadata = {"nanonis": {"header": header, "positions": positions, "frame_angle_deg": angle}}
     datasets = []
     for (name, unit, direction), plane in zip(planes, values):
         plane = plane[::-1] if scanned_down else plane  # lines in order of increasing Y
         plane = plane[:, ::-1] if direction == "backward" else plane  # backward lines were stored as scanned, right to left
         data = np.ascontiguousarray(plane).reshape(rows * columns, 1)
-        datasets.append(Dataset(data, positions, Ancillary([placeholder_dimension()]), name=f"{name} {direction}", quantity=name, units=unit, metadata=metadata, source=f"{path}::{name} {direction}"))
+        datasets.append(Dataset(data, frame, Ancillary([placeholder_dimension()]), name=f"{name} {direction}", quantity=name, units=unit, metadata=metadata, source=f"{path}::{name} {direction}"))
     return datasets
 
 
@@ -170,8 +171,9 @@ def _dat_position(header: dict[str, str], path: Path) -> Ancillary:
     return Ancillary([placeholder_dimension()])
 
 
-def read_dat(path: Path) -> list[Dataset]:
-    """A point spectrum: the first column is the sweep, every other column a Dataset over it."""
+def read_dat(path: Path, positions: str = "tip") -> list[Dataset]:
+    """A point spectrum: the first column is the sweep, every other column a Dataset over it
+    (one tip position: `positions` has nothing to choose)."""
     text = path.read_bytes().decode("latin-1")
     head, separator, table = text.partition("[DATA]")
     if not separator:
@@ -213,7 +215,7 @@ def _grid_header(text: str) -> dict[str, str]:
     return header
 
 
-def read_3ds(path: Path) -> list[Dataset]:
+def read_3ds(path: Path, positions: str = "tip") -> list[Dataset]:
     """A spectroscopy grid: each channel over the tip positions; see the module text."""
     raw_header, after = _header_bytes(path, GRID_HEADER_END)
     header = _grid_header(raw_header.decode("latin-1"))
@@ -233,22 +235,25 @@ def read_3ds(path: Path) -> list[Dataset]:
     per_point = parameter_count + len(channels) * points
     block = _block(path, start, ">f4", rows * columns * per_point).reshape(rows * columns, per_point)
     point_parameters = {name: block[:, index].astype(np.float64) for index, name in enumerate(parameters)}
-    if "X (m)" in point_parameters and "Y (m)" in point_parameters:
-        positions = Ancillary.from_points(["Y", "X"], ["m", "m"], np.column_stack([point_parameters["Y (m)"], point_parameters["X (m)"]]))
+    settings = header.get("Grid settings", "").split(";")
+    if len(settings) != 5:
+        raise UnreadableFileError(f"Grid settings are {header.get('Grid settings')!r}, not centre x;y;width;height;angle", path)
+    x0, y0, width, height, angle = (_number(value, "Grid settings", path) for value in settings)
+    if positions == "tip" and "X (m)" in point_parameters and "Y (m)" in point_parameters:
+        grid = Ancillary.from_points(["Y", "X"], ["m", "m"], np.column_stack([point_parameters["Y (m)"], point_parameters["X (m)"]]))
     else:
-        x0, y0, width, height, angle = (_number(value, "Grid settings", path) for value in header["Grid settings"].split(";"))
-        positions = _frame_positions((columns, rows), (width, height), (x0, y0), angle)
+        grid = _frame_positions((columns, rows), (width, height), (x0, y0), 0.0 if positions == "frame" else angle)
     sweep_name, sweep_units = quantity_and_units(header.get("Sweep Signal", "Sweep"))
     first, last = (float(point_parameters.get(key, np.array([np.nan]))[0]) for key in ("Sweep Start", "Sweep End"))
     if not (np.isfinite(first) and np.isfinite(last)):
         raise UnreadableFileError(f"the first point's Sweep Start / Sweep End are {first} / {last}", path)
     sweep = Ancillary([Dimension(sweep_name, sweep_units, np.linspace(first, last, points))])
-    metadata = {"nanonis": {"header": header, "point_parameters": point_parameters}}
+    metadata = {"nanonis": {"header": header, "point_parameters": point_parameters, "positions": positions, "frame_angle_deg": angle}}
     datasets = []
     for number, channel in enumerate(channels):
         quantity, units = quantity_and_units(channel)
         values = np.ascontiguousarray(block[:, parameter_count + number * points : parameter_count + (number + 1) * points])
-        datasets.append(Dataset(values, positions, sweep, name=quantity, quantity=quantity, units=units, metadata=metadata, source=f"{path}::{quantity}"))
+        datasets.append(Dataset(values, grid, sweep, name=quantity, quantity=quantity, units=units, metadata=metadata, source=f"{path}::{quantity}"))
     return datasets
 
 
@@ -271,17 +276,20 @@ class NanonisFormat(Format):
     description = "Nanonis .sxm scans, .dat point spectra and .3ds spectroscopy grids (read-only)"
     extensions = (".sxm", ".3ds")  # .dat only by content: SPEC and column text share it
     profile = Profile()
+    read_options = {"positions": "tip (default: the true positions, non-grid for a turned frame) or frame (the frame's own grid about its centre, as HyperSpy needs; the angle in metadata)"}
 
     def sniff(self, head: bytes, path: Path) -> int:
         return 2 if kind_of(head, path) else 0
 
-    def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
+    def read(self, path: Path, *, lazy: bool = False, positions: str = "tip") -> list[Dataset]:
+        if positions not in ("tip", "frame"):
+            raise UnknownOptionError(f"-r positions={positions!r}: the choices are tip and frame", path)
         with open(path, "rb") as handle:
             kind = kind_of(handle.read(4096), path)
         if kind is None:
             raise UnreadableFileError("not a Nanonis .sxm, .3ds or .dat file (no header it starts with)", path)
         try:
-            return READERS[kind](path)
+            return READERS[kind](path, positions)
         except ModelError as error:
             raise UnreadableFileError(f"the Nanonis {kind} header does not describe its data: {error.message}", path) from None
 

@@ -162,3 +162,23 @@ def test_damaged_files_are_one_clean_error(shared_data, tmp_path, name, damage):
     path.write_bytes(damaged)
     with pytest.raises(UsidBridgeError, match=str(path)):
         ub.read(path)
+
+
+def test_turned_grid_as_its_frame_for_hyperspy(shared_data):
+    """-r positions=frame: the turned .3ds grid as its own 30 x 30 grid about its centre (the angle in
+    metadata), which HyperSpy navigates; turned by the angle, the frame gives the stored tip positions."""
+    hs = need("hyperspy.api")
+    path = shared_data / GRID
+    tip = ub.read(path)[0]
+    frame = ub.read(path, positions="frame")[0]
+    assert frame.pos.is_grid and [dim.size for dim in frame.pos.dims] == [30, 30]
+    angle = np.deg2rad(frame.metadata["nanonis"]["frame_angle_deg"])
+    (y, x) = frame.pos.dims
+    centre_y, centre_x = y.values.mean() + y.scale / 2, x.values.mean() + x.scale / 2
+    u, v = x.values[0] - centre_x, y.values[0] - centre_y
+    turned = (centre_y - u * np.sin(angle) + v * np.cos(angle), centre_x + u * np.cos(angle) + v * np.sin(angle))
+    np.testing.assert_allclose(turned, tip.pos.values[0], rtol=0, atol=0.1 * x.scale)  # the stored tip positions are measured: within a tenth of a pixel
+    signal = ub.converters.hyperspy.to_hyperspy(frame)
+    assert signal.axes_manager.navigation_shape == (30, 30) and signal.axes_manager.signal_axes[0].name == "Bias"
+    with pytest.raises(UsidBridgeError, match="positions"):
+        ub.read(path, positions="rotated")

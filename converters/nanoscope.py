@@ -32,6 +32,7 @@ every header line                              ``metadata["nanoscope"]`` by sect
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -180,10 +181,11 @@ def read_file(path: Path) -> list[Dataset]:
         raise UnreadableFileError(f"a section's sizes do not describe its data: {error.message}", path) from None
     if not datasets:
         raise UnreadableFileError("no image or force data section (\\*Ciao image list, \\*Ciao force image list) in the header", path)
-    names = [dataset.name for dataset in datasets]
-    for dataset in datasets:
-        if names.count(dataset.name) > 1:  # two channels of one kind (Height trace and retrace): keep them apart
-            dataset.name = f"{dataset.name} {sum(1 for other in datasets[: datasets.index(dataset)] if other.quantity == dataset.quantity)}"
+    counts, seen = Counter(dataset.quantity for dataset in datasets), Counter()
+    for dataset in datasets:  # two channels of one kind (Height trace and retrace) are numbered apart: Height 0, Height 1
+        if counts[dataset.quantity] > 1:
+            dataset.name = f"{dataset.quantity} {seen[dataset.quantity]}"
+            seen[dataset.quantity] += 1
     return datasets
 
 

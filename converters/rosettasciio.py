@@ -127,7 +127,6 @@ def _check_hdf5_sizes(path: Path) -> None:
 
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
     """One Dataset per signal RosettaSciIO's reader finds in the file."""
-    import hyperspy.api  # noqa: F401  before its logger is silenced: importing it sets that logger's level
     from traits.api import TraitError  # HyperSpy's: an axis or metadata value of the wrong type
 
     plugin = choose_reader(path, reader)
@@ -147,9 +146,7 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
     datasets = []
     for index, signal in enumerate(signal for signal in signals if "metadata" in signal):  # as hs.load: the others are models, not signals
         try:
-            with silenced("hyperspy"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                loaded = as_hyperspy_loads(signal)
+            loaded = as_hyperspy_loads(signal)
         except (*READER_FAILURES, TraitError) as error:
             raise UnreadableFileError(f"HyperSpy cannot make a signal of what RosettaSciIO's {plugin['name']} reader gave ({type(error).__name__}: {error})", path) from None
         try:

@@ -7,6 +7,7 @@ test instead of skipping it, so CI can never pass by skipping.
 
 import importlib
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,25 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def usid():
     return need("pyUSID")
+
+
+@pytest.fixture(scope="session")
+def same_units():
+    """Units equal as pint reads them ("" is dimensionless): "deg" and "degree", "m" and "meter"."""
+    pint = need("pint")
+    units = pint.UnitRegistry()
+    return lambda ours, theirs: units.Quantity(1, ours or "dimensionless") == units.Quantity(1, theirs or "dimensionless")
+
+
+def assert_read_fails_cleanly(path: Path, damaged: bytes) -> None:
+    """Write `damaged` to `path`: reading it is one usidbridge error naming the file, and the file is left as it was."""
+    import usidbridge as ub
+    from usidbridge.errors import UsidBridgeError
+
+    path.write_bytes(damaged)
+    with pytest.raises(UsidBridgeError, match=re.escape(str(path))):
+        ub.read(path)
+    assert path.read_bytes() == damaged
 
 
 def same_metadata(mine, theirs) -> bool:

@@ -9,7 +9,8 @@ import pytest
 
 import usidbridge as ub
 from usidbridge import registry
-from usidbridge.errors import UsidBridgeError
+
+from conftest import assert_read_fails_cleanly
 
 AXZ = "spm/anasys_afmir.axz"
 
@@ -48,6 +49,4 @@ def test_damaged_documents_are_one_clean_error(shared_data, tmp_path, damage):
     raw = (shared_data / AXZ).read_bytes()
     damaged = {"truncated": raw[: len(raw) // 2], "garbage": raw[:10] + np.random.default_rng(8).bytes(4000), "not xml": gzip.compress(b"<Document><HeightMaps>")}[damage]
     path = tmp_path / "damaged.axz"
-    path.write_bytes(damaged)
-    with pytest.raises(UsidBridgeError, match=str(path)):
-        ub.read(path)
+    assert_read_fails_cleanly(path, damaged)

@@ -10,9 +10,8 @@ import pytest
 
 import usidbridge as ub
 from usidbridge import registry
-from usidbridge.errors import UsidBridgeError
 
-from conftest import need
+from conftest import assert_read_fails_cleanly, need
 
 ASYLUM_IMAGE = "spm/asylum_pfm_5ch.ibw"
 ASYLUM_FORCE = "spm/asylum_force_curve.ibw"
@@ -36,12 +35,6 @@ def header_of(path):
             note[key.strip()] = value.strip()
     return data, note
 
-
-@pytest.fixture(scope="module")
-def same_units():
-    pint = need("pint")
-    units = pint.UnitRegistry()
-    return lambda ours, theirs: units.Quantity(1, ours) == units.Quantity(1, theirs)
 
 
 def test_asylum_image_channels_positions_and_units(shared_data, same_units, tmp_path, usid):
@@ -139,7 +132,4 @@ def test_damaged_waves_are_one_clean_error(shared_data, tmp_path, damage):
         "garbage": raw[:2] + np.random.default_rng(1).bytes(5000),
     }[damage]
     path = tmp_path / "damaged.ibw"
-    path.write_bytes(damaged)
-    with pytest.raises(UsidBridgeError, match=str(path)):
-        ub.read(path)
-    assert path.read_bytes() == damaged
+    assert_read_fails_cleanly(path, damaged)

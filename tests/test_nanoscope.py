@@ -9,7 +9,8 @@ import pytest
 
 import usidbridge as ub
 from usidbridge import registry
-from usidbridge.errors import UsidBridgeError
+
+from conftest import assert_read_fails_cleanly
 
 IMAGE = "spm/nanoscope_image.di"
 FORCE = "spm/bruker_force_curve.001"
@@ -80,6 +81,4 @@ def test_damaged_files_are_one_clean_error(shared_data, tmp_path, damage):
         "garbage": raw[:12] + np.random.default_rng(6).bytes(3000),
     }[damage]
     path = tmp_path / "damaged.spm"
-    path.write_bytes(damaged)
-    with pytest.raises(UsidBridgeError, match=str(path)):
-        ub.read(path)
+    assert_read_fails_cleanly(path, damaged)

@@ -41,13 +41,14 @@ from __future__ import annotations
 import datetime
 import numbers
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ModelError, UnsupportedFeatureError
+from .errors import ModelError, UnsupportedFeatureError, silenced
 from .images import RGB_FIELDS, RGBA_FIELDS
 from .model import Ancillary, Dataset, Dimension, from_labelled, placeholder_dimension, unique_per_side
 
@@ -243,13 +244,17 @@ def as_hyperspy_loads(signal: Mapping[str, Any]) -> dict[str, Any]:
     signal (its class may add metadata), runs the reader's ``post_process`` steps (``to_signal1D``,
     ``squeeze``, ``transpose``, ``change_dtype``, ...: HyperSpy calls, so HyperSpy does them) and
     copies ``original_metadata`` into ``metadata`` along the reader's ``mapping`` (beam energy,
-    angles, dwell time, ``Signal.quantity``). Lazy (dask) data stays lazy."""
+    angles, dwell time, ``Signal.quantity``). Lazy (dask) data stays lazy. HyperSpy's log lines and
+    warnings ("signal_type 'EELS' not understood") are kept out of the user's output."""
+    import hyperspy.api  # noqa: F401  imported before its logger is silenced: importing it sets that logger's level
     from hyperspy.io import dict2signal
 
     signal = dict(signal)
     signal["metadata"] = {**signal.get("metadata", {})}
     signal["metadata"]["Signal"] = dict(signal["metadata"].get("Signal", {}))  # as hs.load's load_with_reader
-    return hyperspy_dict(dict2signal(signal, lazy=hasattr(signal["data"], "compute")))
+    with silenced("hyperspy"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return hyperspy_dict(dict2signal(signal, lazy=hasattr(signal["data"], "compute")))
 
 
 def hyperspy_dict(signal: Any) -> dict[str, Any]:

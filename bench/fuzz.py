@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--per-format", type=int, default=2000)
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--start", type=int, default=0)
+    parser.add_argument("--formats", nargs="*", default=(), help="only the seeds of these formats (nanonis, ntmdt, …)")
     parser.add_argument("--record", action="store_true", help="write the table to bench/RESULTS.md")
     arguments = parser.parse_args()
     escaped, severe, isolated_ok = [], [], 0
@@ -50,7 +51,7 @@ def main() -> None:
             isolated_ok += contained(path, arguments.timeout / 2)
 
     started = time.monotonic()
-    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result)
+    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result, arguments.formats)
     elapsed = time.monotonic() - started
     header = "| format | mutants | " + " | ".join(OUTCOMES) + " |"
     lines = [header, "|---" * (len(OUTCOMES) + 2) + "|"]

@@ -37,10 +37,10 @@ import numpy as np
 from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
+from usidbridge.units import to_si
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_XML_BYTES = 2**32  # a 4 GiB document: far beyond any instrument's, short of a decompression bomb
-PREFIXES = {"": 1.0, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "n": 1e-9, "p": 1e-12, "k": 1e3}
 MICROMETRE = 1e-6
 
 
@@ -105,10 +105,8 @@ def _height_map(element: ElementTree.Element, number: int, path: Path) -> Datase
         raise UnreadableFileError(f"{label}: SampleBase64 is not base64 ({error})", path) from None
     if columns < 1 or rows < 1 or len(raw) != 4 * columns * rows:
         raise UnreadableFileError(f"{label}: {len(raw)} bytes of samples for a resolution of {columns} × {rows} float32 values", path)
-    prefix = _text(element, "UnitPrefix")
-    if prefix not in PREFIXES:
-        raise UnreadableFileError(f"{label}: unknown unit prefix {prefix!r}", path)
-    values = np.frombuffer(raw, "<f4").reshape(rows, columns).astype(np.float64) * PREFIXES[prefix]
+    units, factor = to_si(_text(element, "UnitPrefix") + _text(element, "Units"))
+    values = np.frombuffer(raw, "<f4").reshape(rows, columns).astype(np.float64) * factor
     width, height = (_number(element, path, "Size", axis) * MICROMETRE for axis in ("X", "Y"))
     x0, y0 = (_number(element, path, "Position", axis) * MICROMETRE for axis in ("X", "Y"))
     x = Dimension.uniform("X", "m", columns, offset=x0 - width / 2, scale=width / columns)
@@ -119,7 +117,7 @@ def _height_map(element: ElementTree.Element, number: int, path: Path) -> Datase
         "rotation": {_name(child): (child.text or "").strip() for child in _children(element, "Rotation")},
         "tags": {(child.get("Name") or _name(child)): (child.get("Value") or (child.text or "").strip()) for child in _children(element, "Tags")},
     }}
-    return Dataset.from_ndarray(values, [y, x], name=label, quantity=label, units=_text(element, "Units"), metadata=metadata, source=f"{path}::{label}")
+    return Dataset.from_ndarray(values, [y, x], name=label, quantity=label, units=units, metadata=metadata, source=f"{path}::{label}")
 
 
 def read_file(path: Path) -> list[Dataset]:

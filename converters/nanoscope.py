@@ -41,14 +41,13 @@ import numpy as np
 from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.model import Dataset, Dimension
 from usidbridge.registry import Format, Profile
+from usidbridge.units import to_si
 
 MAGICS = (b"\\*File list", b"\\*Force file list", b"?*File list", b"\\*NC Afm list")
 HEADER_END = "\\*File list end"
 MAX_HEADER_BYTES = 2**22
 NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"  # what float() takes, so that a match always converts
 VALUE = re.compile(rf"^V\s*(?:\[(?P<soft>[^\]]*)\])?\s*(?:\((?P<hard>{NUMBER})\s*(?P<hard_units>[^)]*)/LSB\))?\s*(?P<value>{NUMBER})?\s*(?P<units>.*)$")
-SI = {"nm": ("m", 1e-9), "~m": ("m", 1e-6), "um": ("m", 1e-6), "µm": ("m", 1e-6), "pm": ("m", 1e-12), "m": ("m", 1.0), "mV": ("V", 1e-3), "V": ("V", 1.0),
-      "nA": ("A", 1e-9), "pA": ("A", 1e-12), "nN": ("N", 1e-9), "º": ("deg", 1.0), "°": ("deg", 1.0), "deg": ("deg", 1.0), "Hz": ("Hz", 1.0), "kHz": ("Hz", 1e3)}
 
 
 def parse_header(text: str) -> list[tuple[str, dict[str, str]]]:
@@ -65,8 +64,8 @@ def parse_header(text: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def si(value: float, units: str) -> tuple[float, str]:
-    """A value and its Nanoscope units in SI (nm → m); units it does not know are kept as they are."""
-    name, factor = SI.get(units.strip(), (units.strip(), 1.0))
+    """A value and its Nanoscope units in SI (nm → m; Nanoscope writes µm as ``~m``)."""
+    name, factor = to_si(units.strip().replace("~m", "µm"))
     return value * factor, name
 
 

@@ -4,13 +4,10 @@
 ==============================================  ================================================
 signature                                       what the error says
 ==============================================  ================================================
-NT-MDT ``.mdt`` (``01 B0 93 FF``)               NT-MDT; Gwyddion reads it: save as .gwy
-Nanosurf ``.nid`` (``[DataSet]`` header)        Nanosurf; the same
-WSxM (``WSxM file copyright``)                  WSxM; the same
-Omicron MATRIX (``ONTMATRX``)                   Omicron MATRIX; the same
+Omicron MATRIX (``ONTMATRX``)                   Omicron MATRIX; Gwyddion reads it: save as .gwy
 ==============================================  ================================================
 
-Gwyddion reads every one of these with its calibration, and usidbridge reads Gwyddion's ``.gwy``,
+Gwyddion reads it with its calibration, and usidbridge reads Gwyddion's ``.gwy``,
 so the error gives that route. The sniff scores 1: any format that reads the file wins.
 """
 
@@ -23,9 +20,6 @@ from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 
 SIGNATURES = (
-    (lambda head: head.startswith(b"\x01\xb0\x93\xff"), "an NT-MDT .mdt file"),
-    (lambda head: head.lstrip(b"\xef\xbb\xbf").startswith(b"[DataSet]"), "a Nanosurf .nid file"),
-    (lambda head: head.startswith(b"WSxM file copyright"), "a WSxM file"),
     (lambda head: head[:8] == b"ONTMATRX", "an Omicron MATRIX file"),
 )
 
@@ -37,7 +31,7 @@ def recognised(head: bytes) -> str | None:
 
 class RecognisedFormat(Format):
     name = "recognised"
-    description = "instrument files recognised but not read yet (NT-MDT, Nanosurf, WSxM, Omicron MATRIX): the error says how to convert them"
+    description = "instrument files recognised but not read yet (Omicron MATRIX): the error says how to convert them"
     profile = Profile()
 
     def sniff(self, head: bytes, path: Path) -> int:

@@ -28,16 +28,6 @@ if not hasattr(np, "product"):  # pyUSID 0.0.12 calls np.product / np.cumproduct
 REQUIRE_ALL = os.environ.get("USIDBRIDGE_REQUIRE_ALL") == "1"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-# Scanning-probe files no reader of ours takes yet (issue 20). Tests that walk every shared file expect
-# one clean error from each; a reader that starts taking one makes those tests say so.
-AWAITING_READERS = ("spm/*.mdt",)
-
-
-def awaiting_reader(path: Path) -> bool:
-    relative = path.relative_to(SHARED_DATA)
-    return any(relative.match(pattern) for pattern in AWAITING_READERS)
-
-
 def need(module: str):
     """Import a peer library; skip without it, or fail when every dependency is required."""
     if REQUIRE_ALL:

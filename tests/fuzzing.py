@@ -25,11 +25,13 @@ import tempfile
 import threading
 import queue
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+import spm_files
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
@@ -62,6 +64,12 @@ def _our_files(folder: Path) -> list[Seed]:
         ("tiff", ub.write(small, folder / "ours.tif")),
         ("spec", ub.write(ub.read(FIXTURES / "demo_scans.spec"), folder / "ours.spec")),
     ]
+    rng = np.random.default_rng(0)
+    nanosurf, wsxm = folder / "scan.nid", folder / "scan.top"
+    nanosurf.write_bytes(spm_files.nid([spm_files.nid_channel("Scan forward", "Z-Axis", "m", 16, 8, 16, rng.integers(-3000, 3000, (8, 16))),
+                                        spm_files.nid_channel("Spec forward", "Deflection", "V", 20, 2, 32, rng.integers(-3000, 3000, (2, 20)))]))
+    wsxm.write_bytes(spm_files.wsxm(rng.integers(-3000, 3000, (8, 16))))
+    written += [("nanosurf", nanosurf), ("wsxm", wsxm)]
     columns = folder / "ours_columns.txt"
     columns.write_text("# Energy  I0  It\n" + "\n".join(f"{8900 + i} {1e5 + i} {3e4 - i}" for i in range(30)) + "\n")
     written.append(("columns", columns))
@@ -97,6 +105,8 @@ def _format_of(path: Path) -> str:
         return "nsid"
     if suffix in (".axz",):
         return "anasys"
+    if suffix in (".mdt",):
+        return "ntmdt"
     if head.startswith(HDF5_SIGNATURE):
         return "h5usid"
     return "other"
@@ -442,8 +452,8 @@ def mutants(all_seeds: list[Seed], per_format: int, start: int = 0) -> Iterator[
             yield seed, mutation, number
 
 
-def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None) -> dict[str, dict[str, int]]:
-    """Run `per_format` mutants per format; returns {format: {outcome: count}}.
+def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None, formats: Collection[str] = ()) -> dict[str, dict[str, int]]:
+    """Run `per_format` mutants per format (of `formats` only, when given); returns {format: {outcome: count}}.
 
     Each result goes to ``on_result(seed, mutation, number, outcome, detail, path)`` while the mutant still exists.
     """
@@ -452,7 +462,7 @@ def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Call
     with tempfile.TemporaryDirectory(prefix="usidbridge-fuzz-") as folder_name:
         folder = Path(folder_name)
         (folder / "seeds").mkdir()
-        all_seeds = seeds(folder / "seeds")
+        all_seeds = [seed for seed in seeds(folder / "seeds") if not formats or seed.format in formats]
         work = folder / "work"
         try:
             for seed, mutation, number in mutants(all_seeds, per_format, start):

@@ -1,7 +1,6 @@
 """Previews: what a scientist would show. Images, lines, maps with their mean spectrum, true-colour
 RGB, amplitude and phase of complex data, axes in the unit's natural prefix, a figure that fills its canvas."""
 
-import re
 import subprocess
 import sys
 
@@ -10,10 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
-from usidbridge.errors import UsidBridgeError
 from usidbridge.preview import figure, natural_units, preview
 
-from conftest import FIXTURES, awaiting_reader, need
+from conftest import FIXTURES, need
 from strategies import datasets
 
 
@@ -134,10 +132,6 @@ def test_preview_writes_a_png_for_every_fixture(tmp_path):
 def test_preview_of_every_shared_file(shared_data, tmp_path):
     for path in sorted(shared_data.rglob("*")):
         if path.is_dir() or path.suffix in (".md", ".ser"):
-            continue
-        if awaiting_reader(path):
-            with pytest.raises(UsidBridgeError, match=re.escape(str(path))):
-                ub.read(path, lazy=True)
             continue
         out = preview(ub.read(path, lazy=True), tmp_path / f"{path.name}.png")
         assert out.stat().st_size > 5000, path

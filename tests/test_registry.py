@@ -168,11 +168,12 @@ def test_import_is_light():
 
 
 def test_recognised_instrument_files_say_how_to_convert_them(shared_data, tmp_path):
-    """An NT-MDT file (and Nanosurf, WSxM, Omicron MATRIX ones) is named, with the way in through
-    Gwyddion, instead of "no known format recognises this file"."""
+    """An Omicron MATRIX file is named, with the way in through Gwyddion, instead of "no known
+    format recognises this file"."""
     from test_cli import assert_one_line_error, run
 
-    path = shared_data / "spm/ntmdt.mdt"
+    path = tmp_path / "default_0001.Z_mtrx"
+    path.write_bytes(b"ONTMATRX0101" + bytes(200))
     result = run("convert", path, tmp_path / "out.h5")
-    assert_one_line_error(result, str(path), "NT-MDT", "Gwyddion", ".gwy")
+    assert_one_line_error(result, str(path), "Omicron MATRIX", "Gwyddion", ".gwy")
     assert not (tmp_path / "out.h5").exists()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fuzzing import OUTCOMES, exercise, fuzz  # noqa: E402
+from fuzzing import MODES, OUTCOMES, exercise, fuzz  # noqa: E402
 from results import record  # noqa: E402
 
 from usidbridge.errors import UsidBridgeError  # noqa: E402
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=20.0)
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--formats", nargs="*", default=(), help="only the seeds of these formats (nanonis, ntmdt, …)")
+    parser.add_argument("--modes", nargs="*", default=MODES, choices=MODES, help="read each mutant lazily, eagerly, or both (default)")
     parser.add_argument("--record", action="store_true", help="write the table to bench/RESULTS.md")
     arguments = parser.parse_args()
     escaped, severe, isolated_ok = [], [], 0
@@ -51,9 +52,9 @@ def main() -> None:
             isolated_ok += contained(path, arguments.timeout / 2)
 
     started = time.monotonic()
-    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result, arguments.formats)
+    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result, arguments.formats, arguments.modes)
     elapsed = time.monotonic() - started
-    header = "| format | mutants | " + " | ".join(OUTCOMES) + " |"
+    header = "| format, mode | reads | " + " | ".join(OUTCOMES) + " |"
     lines = [header, "|---" * (len(OUTCOMES) + 2) + "|"]
     for name, counts in sorted(table.items()):
         lines.append(f"| {name} | {sum(counts.values())} | " + " | ".join(str(counts[outcome]) for outcome in OUTCOMES) + " |")

@@ -211,6 +211,9 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
     data = array.data if data is None else data
     if NON_GRID in attrs:
         names = _ours(attrs, NON_GRID, list)
+        missing = [name for name in names if not isinstance(name, str) or name not in array.coords or f"{name}_index" not in array.coords]
+        if not names or missing:
+            raise ModelError(f"variable {array.name!r}: its {NON_GRID} attribute names position columns {names!r:.80}, and {missing!r:.80} are not coordinates with their _index")
         labels = [str(array.coords[name].attrs.get(ORIGINAL_NAME, name)) for name in names]
         units = [str(array.coords[name].attrs.get("units", "")) for name in names]
         pos = Ancillary.from_table(
@@ -270,21 +273,32 @@ def _decode(dataset: Any) -> Any:
     fields: dict[str, tuple[list, dict[str, Any], Any]] = {}
     for name, variable in dataset.data_vars.items():
         if COMPLEX in variable.attrs:
-            target, part = str(variable.attrs[COMPLEX]).rsplit(":", 1)
+            target, _, part = str(variable.attrs[COMPLEX]).rpartition(":")
+            if part not in ("real", "imag") or not target:
+                raise ModelError(f"variable {name!r}: its {COMPLEX} attribute is {str(variable.attrs[COMPLEX])[:60]!r}, not NAME:real or NAME:imag")
             parts.setdefault(target, {})[part] = variable
         elif COMPOUND in variable.attrs:
             target, field, descr = _ours(variable.attrs, COMPOUND, list, length=3)
-            fields.setdefault(target, ([tuple(item) for item in descr], {}, variable))[1][field] = variable
+            if not isinstance(descr, list) or not all(isinstance(item, list) and len(item) == 2 and all(isinstance(text, str) for text in item) for item in descr):
+                raise ModelError(f"variable {name!r}: its {COMPOUND} attribute does not describe the fields of a compound type")
+            fields.setdefault(str(target), ([tuple(item) for item in descr], {}, variable))[1][str(field)] = variable
         else:
             variables[name] = variable
     for target, pair in parts.items():
+        if set(pair) != {"real", "imag"} or pair["real"].shape != pair["imag"].shape:
+            raise ModelError(f"complex variable {target!r}: its real and imaginary parts ({', '.join(f'{part} {pair[part].shape}' for part in sorted(pair))}) do not pair up")
         attrs = {key: value for key, value in pair["real"].attrs.items() if key != COMPLEX}
         real, imag = np.asarray(pair["real"].data), np.asarray(pair["imag"].data)
         combined = np.empty(real.shape, dtype=np.result_type(real.dtype, np.complex64))
         combined.real, combined.imag = real, imag  # bitwise: real + 1j * imag turns inf into nan
         variables[target] = xarray.DataArray(combined, dims=pair["real"].dims, coords=pair["real"].coords, attrs=attrs)
     for target, (descr, members, first) in fields.items():
-        dtype = np.dtype([(name, np.dtype(kind)) for name, kind in descr])
+        try:
+            dtype = np.dtype([(name, np.dtype(kind)) for name, kind in descr])
+        except (TypeError, ValueError) as error:
+            raise ModelError(f"compound variable {target!r}: its fields {descr!r:.80} are not a numpy type ({error})") from None
+        if set(members) != set(dtype.names) or any(member.shape != first.shape for member in members.values()):
+            raise ModelError(f"compound variable {target!r}: the stored fields {sorted(members)} do not match its type's {list(dtype.names)}")
         combined = np.empty(first.shape, dtype=dtype)
         for field in dtype.names:
             combined[field] = np.asarray(members[field])

@@ -49,7 +49,7 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import COMPRESSION_HELP, LIBVER, attribute, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
@@ -132,12 +132,12 @@ def _old_style_axis(item: h5py.Dataset) -> tuple[int | None, int]:
 def _axis_names(group: h5py.Group, signal: h5py.Dataset) -> list[str | None]:
     """The axis dataset name of each dimension of the signal (None for an index axis)."""
     names: list[str | None] = [None] * signal.ndim
-    listed = _names(plain(group.attrs.get("axes"))) or _names(plain(signal.attrs.get("axes")))
+    listed = _names(plain(attribute(group, "axes"))) or _names(plain(attribute(signal, "axes")))
     for axis, name in enumerate(listed[: signal.ndim]):
         names[axis] = None if name == "." else name
     for key in group.attrs:  # h5py gives names that are not UTF-8 (damaged) as bytes: they name no axis
         if isinstance(key, str) and key.endswith("_indices") and key[: -len("_indices")] in group:
-            indices = np.atleast_1d(group.attrs[key])
+            indices = np.atleast_1d(attribute(group, key))
             if indices.size == 1 and indices.dtype.kind in "iu" and 0 <= int(indices[0]) < signal.ndim and names[int(indices[0])] is None:
                 names[int(indices[0])] = key[: -len("_indices")]
     if not listed:
@@ -195,7 +195,7 @@ def _entry_metadata(group: h5py.Group) -> dict[str, Any]:
     entry = group.parent
     fields = {}
     for name, item in entry.items():
-        if isinstance(item, h5py.Dataset) and item.size <= 16 and item.dtype.kind in "biufSOU":
+        if isinstance(item, h5py.Dataset) and item.shape is not None and item.size <= 16 and item.dtype.kind in "biufSOU":
             fields[name] = plain(item[()])
     return {"path": group.name, "entry": entry.name, "entry_fields": fields, "attributes": read_attrs(group)}
 
@@ -240,10 +240,17 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
 
 
 def _non_grid(group: h5py.Group, table: h5py.Dataset, array: Any, spec_dims: list[Dimension], attributes: dict[str, Any]) -> Dataset:
+    """Positions from our table of indices and the 1-D axis datasets it names (``@axes``, else its labels)."""
     labels, units = string_list_attr(table, "labels") or [], string_list_attr(table, "units") or []
-    values = np.stack([group[axis][()] for axis in string_list_attr(table, "axes") or labels], axis=1)
+    axes = string_list_attr(table, "axes") or labels
+    columns = [group.get(axis) for axis in axes]
+    if not axes or table.ndim != 2 or any(not isinstance(column, h5py.Dataset) or column.shape != (table.shape[0],) for column in columns):
+        raise ModelError(f"{group.name}: the position table {table.shape} names axes {axes!r:.80}, which are not 1-D datasets of one value per row")
+    values = np.stack([column[()] for column in columns], axis=1)
     pos = Ancillary.from_table(labels, units, table[()], values)
     spectral = int(np.prod([dim.size for dim in spec_dims])) if spec_dims else 1
+    if int(np.prod(array.shape)) != pos.size * spectral:
+        raise ModelError(f"{group.name}: a signal of shape {array.shape} is not {pos.size} positions × {spectral} spectroscopic values")
     data = array
     if len(array.shape) != 2:
         data = (array if isinstance(array, np.ndarray) else as_dask(array)).reshape(pos.size, spectral)
@@ -404,6 +411,9 @@ class NexusFormat(Format):
         try:
             with damaged_hdf5(path, "NeXus"):
                 datasets = [dataset for group in nxdata_groups(file) for dataset in read_nxdata(group, lazy, spectroscopic)]
+        except ModelError as error:
+            file.close()
+            raise UnreadableFileError(f"an NXdata group does not describe its signal: {error.message}", path) from None
         except UnreadableFileError:
             file.close()
             raise

@@ -125,12 +125,56 @@ def _check_hdf5_sizes(path: Path) -> None:
         refuse_unbacked(path)
 
 
+WDF_BLOCK = struct.Struct("<4sIQ")  # a Renishaw block: its name, its number, its size with this header
+MRC_MODE_BYTES = {0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 6: 2, 12: 2}
+
+
+def _check_wdf(path: Path) -> None:
+    """Walk a Renishaw file's blocks before RosettaSciIO does: a block of size 0 (a zeroed tail)
+    makes its reader loop forever, one past the end makes it read garbage."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        position, number = 0, 0
+        while position < size:
+            handle.seek(position)
+            header = handle.read(WDF_BLOCK.size)
+            if len(header) < WDF_BLOCK.size:
+                raise UnreadableFileError(f"the Renishaw block at byte {position} is cut off ({len(header)} of its {WDF_BLOCK.size} header bytes)", path)
+            name, _uid, length = WDF_BLOCK.unpack(header)
+            if length < WDF_BLOCK.size or position + length > size:
+                raise UnreadableFileError(f"Renishaw block {number} ({name!r}) at byte {position} declares {length} bytes; the file has {size - position} left (damaged or truncated)", path)
+            position, number = position + length, number + 1
+
+
+def _check_mrc(path: Path) -> None:
+    """Compare an MRC header's sizes with the file before RosettaSciIO memory-maps it: a map longer
+    than the file fails only when the data are read (lazily, much later)."""
+    with open(path, "rb") as handle:
+        header = handle.read(1024)
+    if len(header) < 1024:
+        raise UnreadableFileError(f"{len(header)} bytes: an MRC header takes 1024", path)
+    columns, rows, sections, mode = struct.unpack_from("<4i", header)
+    (extended,) = struct.unpack_from("<i", header, 92)
+    if mode not in MRC_MODE_BYTES:
+        return  # a mode this check does not size: RosettaSciIO says what it makes of it
+    if min(columns, rows, sections) < 1 or extended < 0:
+        raise UnreadableFileError(f"the MRC header declares {columns} × {rows} × {sections} values and {extended} bytes of extended header", path)
+    needed = 1024 + extended + columns * rows * sections * MRC_MODE_BYTES[mode]
+    if needed > path.stat().st_size:
+        raise UnreadableFileError(f"the MRC header declares {columns} × {rows} × {sections} values of mode {mode}: {needed} bytes; the file has {path.stat().st_size} (truncated?)", path)
+
+
+PRECHECKS = {"Renishaw": _check_wdf, "MRC": _check_mrc}  # reader: a check of the container's own sizes, before the reader trusts them
+
+
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
     """One Dataset per signal RosettaSciIO's reader finds in the file."""
     from traits.api import TraitError  # HyperSpy's: an axis or metadata value of the wrong type
 
     plugin = choose_reader(path, reader)
     _check_hdf5_sizes(path)
+    if plugin["name"] in PRECHECKS:
+        PRECHECKS[plugin["name"]](path)
     module = importlib.import_module(plugin["api"])
     try:
         with silenced("rsciio"), warnings.catch_warnings():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-import spm_files
+import instrument_files
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared" / "data"
@@ -66,10 +66,12 @@ def _our_files(folder: Path) -> list[Seed]:
     ]
     rng = np.random.default_rng(0)
     nanosurf, wsxm = folder / "scan.nid", folder / "scan.top"
-    nanosurf.write_bytes(spm_files.nid([spm_files.nid_channel("Scan forward", "Z-Axis", "m", 16, 8, 16, rng.integers(-3000, 3000, (8, 16))),
-                                        spm_files.nid_channel("Spec forward", "Deflection", "V", 20, 2, 32, rng.integers(-3000, 3000, (2, 20)))]))
-    wsxm.write_bytes(spm_files.wsxm(rng.integers(-3000, 3000, (8, 16))))
-    written += [("nanosurf", nanosurf), ("wsxm", wsxm)]
+    nanosurf.write_bytes(instrument_files.nid([instrument_files.nid_channel("Scan forward", "Z-Axis", "m", 16, 8, 16, rng.integers(-3000, 3000, (8, 16))),
+                                        instrument_files.nid_channel("Spec forward", "Deflection", "V", 20, 2, 32, rng.integers(-3000, 3000, (2, 20)))]))
+    wsxm.write_bytes(instrument_files.wsxm(rng.integers(-3000, 3000, (8, 16))))
+    mrc = folder / "stack.mrc"
+    mrc.write_bytes(instrument_files.mrc(rng.random((4, 12, 16))))
+    written += [("nanosurf", nanosurf), ("wsxm", wsxm), ("rosettasciio", mrc)]
     columns = folder / "ours_columns.txt"
     columns.write_text("# Energy  I0  It\n" + "\n".join(f"{8900 + i} {1e5 + i} {3e4 - i}" for i in range(30)) + "\n")
     written.append(("columns", columns))
@@ -189,10 +191,43 @@ def line_shuffle(data: bytes, rng: random.Random) -> bytes:
     return b"\n".join(lines)
 
 
+def zero_tail(data: bytes, rng: random.Random) -> bytes:
+    """Zeros from a point to the end: a file whose writer died after allocating it."""
+    start = rng.randrange(len(data))
+    return data[:start] + bytes(len(data) - start)
+
+
+def duplicate_range(data: bytes, rng: random.Random) -> bytes:
+    """A range of the file written again further on (a repeated block, a bad copy)."""
+    start = rng.randrange(len(data))
+    piece = data[start : start + rng.choice((16, 256, 4096, 65536))]
+    at = rng.randrange(len(data))
+    return data[:at] + piece + data[at:]
+
+
+def delete_range(data: bytes, rng: random.Random) -> bytes:
+    start = rng.randrange(len(data))
+    return data[:start] + data[start + rng.choice((1, 4, 64, 1024)) :]
+
+
+def int_extremes(data: bytes, rng: random.Random) -> bytes:
+    """A 2, 4 or 8-byte field in the first 4 KiB (sizes, counts, offsets) set to an extreme."""
+    array = bytearray(data)
+    width = rng.choice((2, 4, 8))
+    position = rng.randrange(0, max(1, min(len(array), 4096) - width + 1), width)
+    value = rng.choice((0, 1, 2 ** (8 * width - 1) - 1, 2 ** (8 * width) - 1, 2 ** (8 * width - 1)))
+    array[position : position + width] = value.to_bytes(width, rng.choice(("little", "big")))
+    return bytes(array)
+
+
 BYTE_MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "truncate": truncate,
     "bit_flips": bit_flips,
     "overwrite_range": overwrite_range,
+    "zero_tail": zero_tail,
+    "duplicate_range": duplicate_range,
+    "delete_range": delete_range,
+    "int_extremes": int_extremes,
 }
 TEXT_MUTATIONS: dict[str, Callable[[bytes, random.Random], bytes]] = {"header_lies": header_lies, "line_shuffle": line_shuffle}
 
@@ -356,8 +391,11 @@ def make_mutant(seed: Seed, mutation: str, number: int, folder: Path) -> Path:
 # ---------------------------------------------------------------- running and classifying
 
 
-def exercise(path: str) -> tuple[str, str]:
-    """Read the file as a user would (detect, lazy read, materialise, validate); (outcome, detail)."""
+MODES = ("lazy", "eager")
+
+
+def exercise(path: str, mode: str = "lazy") -> tuple[str, str]:
+    """Read the file as a user would (detect, read lazily or eagerly, materialise, validate); (outcome, detail)."""
     import warnings
 
     import usidbridge as ub
@@ -366,7 +404,7 @@ def exercise(path: str) -> tuple[str, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for dataset in ub.read(path, lazy=True):
+            for dataset in ub.read(path, lazy=mode == "lazy"):
                 nbytes = dataset.dtype.itemsize * dataset.shape[0] * dataset.shape[1]
                 if nbytes <= MATERIALISE_LIMIT:
                     dataset.load()
@@ -390,7 +428,8 @@ def _worker() -> None:
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     for line in sys.stdin:
-        pickle.dump(exercise(line.rstrip("\n")), channel)
+        mode, _, path = line.rstrip("\n").partition("\t")
+        pickle.dump(exercise(path, mode), channel)
         channel.flush()
 
 
@@ -417,10 +456,10 @@ class Runner:
 
         threading.Thread(target=listen, daemon=True).start()
 
-    def run(self, path: Path) -> tuple[str, str]:
+    def run(self, path: Path, mode: str = "lazy") -> tuple[str, str]:
         if self.process is None or self.process.poll() is not None:
             self._start()
-        self.process.stdin.write(f"{path}\n".encode())
+        self.process.stdin.write(f"{mode}\t{path}\n".encode())
         self.process.stdin.flush()
         try:
             answer = self.answers.get(timeout=self.timeout)
@@ -452,8 +491,9 @@ def mutants(all_seeds: list[Seed], per_format: int, start: int = 0) -> Iterator[
             yield seed, mutation, number
 
 
-def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None, formats: Collection[str] = ()) -> dict[str, dict[str, int]]:
-    """Run `per_format` mutants per format (of `formats` only, when given); returns {format: {outcome: count}}.
+def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None, formats: Collection[str] = (), modes: Collection[str] = MODES) -> dict[str, dict[str, int]]:
+    """Run `per_format` mutants per format (of `formats` only, when given), each read in every mode;
+    returns {"format mode": {outcome: count}}.
 
     Each result goes to ``on_result(seed, mutation, number, outcome, detail, path)`` while the mutant still exists.
     """
@@ -468,10 +508,11 @@ def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Call
             for seed, mutation, number in mutants(all_seeds, per_format, start):
                 work.mkdir(exist_ok=True)
                 path = make_mutant(seed, mutation, number, work)
-                outcome, detail = runner.run(path)
-                table.setdefault(seed.format, dict.fromkeys(OUTCOMES, 0))[outcome] += 1
-                if on_result:
-                    on_result(seed, mutation, number, outcome, detail, path)
+                for mode in modes:
+                    outcome, detail = runner.run(path, mode)
+                    table.setdefault(f"{seed.format} {mode}", dict.fromkeys(OUTCOMES, 0))[outcome] += 1
+                    if on_result:
+                        on_result(seed, mutation, number, outcome, f"{mode}: {detail}" if detail else mode, path)
                 shutil.rmtree(work, ignore_errors=True)
         finally:
             runner.stop()

@@ -1,5 +1,6 @@
 """Batch conversions on a real dask LocalCluster (worker processes on loopback), progress reporting."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -29,11 +30,11 @@ def inputs_with_a_bad_one(tmp_path):
     return folder
 
 
-def test_batch_command_on_a_local_cluster_of_two_processes(tmp_path, distributed):
+def test_batch_command_on_two_local_workers(tmp_path):
     folder = inputs_with_a_bad_one(tmp_path)
-    out = tmp_path / "out"
+    out, report = tmp_path / "out", tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "usidbridge", "batch", str(folder), "--to", "h5usid", "--out", str(out), "--workers", "2"],
+        [sys.executable, "-m", "usidbridge", "batch", str(folder), "--to", "h5usid", "--out", str(out), "--workers", "2", "--report", str(report)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -45,6 +46,9 @@ def test_batch_command_on_a_local_cluster_of_two_processes(tmp_path, distributed
     for path in out.iterdir():
         assert ub.validate(path).ok
     assert len(list(out.iterdir())) == 7
+    summary = json.loads(report.read_text())
+    assert all(entry["seconds"] > 0 for entry in summary["converted"] + summary["failed"])
+    assert summary["summary"]["converted"] == 7 and summary["summary"]["failed"] == 1 and summary["summary"]["files_per_second"] > 0
 
 
 def test_batch_on_an_existing_scheduler(tmp_path, distributed):

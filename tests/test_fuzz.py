@@ -79,6 +79,7 @@ REGRESSIONS = [
     ("detector_frames.edf", "bit_flips", 2600301),  # ModelError without the file name: frames of 0 pixels
     ("AFM_Force_Curve.h5", "bit_flips", 2700391),  # TypeError from h5py: a string of an encoding HDF5 does not define
     ("bruker_force_curve.001", "bit_flips", 13),  # ValueError: int() of a garbled Bytes/pixel
+    ("ours_dual.h5", "zero_tail", 3),  # hang: libhdf5 loops on a zeroed global heap (a string attribute); the probe child contains it
 ]
 
 

@@ -369,3 +369,19 @@ def test_names_that_collide_with_usid_own_are_kept_apart(tmp_path, usid, name):
     with h5py.File(path, "r") as file:
         assert len(usid.hdf_utils.get_all_main(file)) == 3
     assert ub.validate(path).ok and sorted(dataset.name for dataset in ub.read(path)) == [name] * 3
+
+
+@pytest.mark.parametrize("compression", ["gzip", "lzf"])
+def test_compression_shrinks_an_images_position_tables(tmp_path, usid, compression):
+    """An image's Position tables hold 16 bytes per pixel; compressed, they take 1-2 % of that, and
+    pyUSID reads them back as they were (issue 21)."""
+    image = ub.Dataset.from_ndarray(np.zeros((256, 512), np.uint16), [ub.Dimension.uniform("Y", "m", 256, scale=1e-9), ub.Dimension.uniform("X", "m", 512, scale=1e-9)], quantity="Height", units="m")
+    plain, packed = ub.write(image, tmp_path / "plain.h5"), ub.write(image, tmp_path / "packed.h5", compression=compression)
+    with h5py.File(plain, "r") as loose, h5py.File(packed, "r") as tight:
+        for name in ("Position_Indices", "Position_Values"):
+            table = tight[f"/Measurement_000/Channel_000/{name}"]
+            assert table.compression == compression and table.id.get_storage_size() < 0.03 * loose[f"/Measurement_000/Channel_000/{name}"].id.get_storage_size()
+            assert np.array_equal(table[()], loose[f"/Measurement_000/Channel_000/{name}"][()])
+        main = usid.USIDataset(tight["/Measurement_000/Channel_000/Raw_Data"])
+        assert main.get_n_dim_form().shape == (256, 512, 1)
+    assert ub.validate(packed).ok

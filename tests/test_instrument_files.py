@@ -328,3 +328,21 @@ def test_hyperspy_metadata_through_nexus_and_netcdf(hs, shared_data, tmp_path, v
     ours = hs.load(ub.write(through, tmp_path / "ours.hspy"))
     load_reference(hs, path)[0].save(tmp_path / "theirs.hspy")
     assert same_metadata(without_file_io(ours.metadata.as_dictionary()), without_file_io(hs.load(tmp_path / "theirs.hspy").metadata.as_dictionary()))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_container_sizes_are_checked_before_rosettasciio_trusts_them(hs, shared_data, tmp_path, lazy):
+    """A Renishaw file with a zeroed tail made RosettaSciIO loop for ever; a truncated MRC file failed
+    only when its memory map was read, long after ub.read (issue 22). Both are one clean error now."""
+    from conftest import assert_read_fails_cleanly
+    from instrument_files import mrc
+
+    raw = (shared_data / "rosettasciio/renishaw/renishaw_test_map.wdf").read_bytes()
+    assert_read_fails_cleanly(tmp_path / "zeroed.wdf", raw[: len(raw) // 2] + bytes(len(raw) - len(raw) // 2))
+    assert_read_fails_cleanly(tmp_path / "cut.wdf", raw[:-100])
+    stack = np.arange(4 * 12 * 16, dtype=np.float32).reshape(4, 12, 16)
+    good = tmp_path / "stack.mrc"
+    good.write_bytes(mrc(stack))
+    (signal,) = ub.read(good, lazy=lazy)
+    assert np.array_equal(hs.load(good).data, stack) and signal.to_ndarray().size == stack.size
+    assert_read_fails_cleanly(tmp_path / "cut.mrc", mrc(stack)[:1500])

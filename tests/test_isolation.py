@@ -49,3 +49,53 @@ def test_command_line_isolates_validate_by_default_and_convert_on_request(tmp_pa
     result = run("convert", "--isolate", path, tmp_path / "out.nxs")
     assert result.returncode == 0, result.stderr
     assert ub.read(tmp_path / "out.nxs")[0].shape == (6, 4)
+
+
+def test_a_worker_serves_many_calls_and_is_dead_after_a_crash(tmp_path):
+    """batch's long-lived workers: one process for call after call (its imports paid once); a crash
+    kills only that worker, which batch then replaces."""
+    from usidbridge.isolation import Worker
+
+    worker = Worker()
+    try:
+        first, second = (worker.call(os.getpid, path=tmp_path / "any.h5") for _ in range(2))
+        assert first == second != os.getpid()
+        path = compliant_file(tmp_path / "good.h5")
+        assert worker.call(ub.validate, path, path=path).ok
+        with pytest.raises(IsolatedFailureError, match="SIGABRT"):
+            worker.call(os.abort, path=tmp_path / "damaged.h5")
+        assert not worker.alive
+    finally:
+        worker.close()
+    replacement = Worker()
+    try:
+        assert replacement.call(os.getpid, path=tmp_path / "any.h5") != first
+    finally:
+        replacement.close()
+
+
+def test_a_read_that_libhdf5_loops_on_is_stopped_by_the_probe(tmp_path, monkeypatch):
+    """A zeroed global heap (where HDF5 keeps variable-length strings) makes libhdf5 loop for ever
+    on one attribute read (found by fuzzing, issue 22). ub.read walks an HDF5 file's structure in
+    its probe child first: the loop there is one IsolatedFailureError naming the file, and this
+    process goes on; isolate=False skips the probe."""
+    import h5py
+    import numpy as np
+
+    from usidbridge import isolation
+
+    path = tmp_path / "zeroed_heap.h5"
+    with h5py.File(path, "w") as file:
+        file.create_dataset("data", data=np.arange(10.0)).attrs["note"] = "a variable-length string"
+    raw = bytearray(path.read_bytes())
+    heap = raw.find(b"GCOL")  # a global heap collection: signature, version, reserved, its size, then its objects
+    size = int.from_bytes(raw[heap + 8 : heap + 16], "little")
+    raw[heap + 16 : heap + size] = bytes(size - 16)
+    path.write_bytes(bytes(raw))
+    monkeypatch.setattr(isolation, "PROBE_TIMEOUT", 3.0)
+    started = time.monotonic()
+    with pytest.raises(IsolatedFailureError, match="no progress for 3 s") as raised:
+        ub.read(path)
+    assert str(path) in str(raised.value) and time.monotonic() - started < 30
+    good = compliant_file(tmp_path / "good.h5")
+    assert ub.read(good)[0].shape == (6, 4)  # a new probe child took over

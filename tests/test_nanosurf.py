@@ -9,7 +9,7 @@ import usidbridge as ub
 from usidbridge import registry
 
 from conftest import assert_read_fails_cleanly
-from spm_files import nid, nid_channel
+from instrument_files import nid, nid_channel
 
 
 def expected(stored: np.ndarray, bits: int) -> np.ndarray:

@@ -150,3 +150,38 @@ def test_to_and_from_xarray_in_memory(xr):
     assert array.dims == ("Y", "Y_spectroscopic") and array.name == "dI_dV"
     (back,) = netcdf.from_xarray(array)
     assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec) and back.quantity == "dI/dV"
+
+
+def _encoded_file(path):
+    dims = [ub.Dimension("Y", "nm", 2), ub.Dimension("X", "nm", 3)]
+    complex_data = ub.Dataset.from_ndarray(np.arange(6).reshape(2, 3) * (1 + 2j), dims, quantity="Response", units="V")
+    compound = ub.Dataset.from_ndarray(np.zeros((2, 3), [("amp", "f4"), ("phase", "f4")]), dims, quantity="Fit", units="")
+    indices = np.array([[0, 0], [1, 0], [0, 1]], np.uint32)
+    sparse = ub.Dataset(np.arange(3.0).reshape(3, 1), ub.Ancillary.from_table(["x", "y"], ["m", "m"], indices, indices * 2.0), ub.Ancillary([ub.Dimension("arb", "a.u.", [0.0])]), quantity="Sparse", units="A")
+    return ub.write([complex_data, compound, sparse], path)
+
+
+@pytest.mark.parametrize(("variable", "attribute", "value"), [
+    ("Response_real", "usid_complex", "Response"),  # no part: KeyError / ValueError before
+    ("Response_imag", "usid_complex", "Other:imag"),  # a real part without its imaginary one: KeyError 'real'
+    ("Response_real", "usid_complex", "Response:modulus"),
+    ("Fit_amp", "usid_compound", '["Fit", "amp", 7]'),  # TypeError before
+    ("Fit_amp", "usid_compound", '["Fit", "amp", [["amp", "<zz"], ["phase", "<f4"]]]'),
+    ("Fit_phase", "usid_compound", '["Fit", "gain", [["amp", "<f4"], ["phase", "<f4"]]]'),
+    ("Sparse", "usid_non_grid", "[]"),  # ValueError: need at least one array to stack
+    ("Sparse", "usid_non_grid", '["x", "missing"]'),
+    ("Sparse", "usid_non_grid", "{not json"),
+])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_damaged_usid_attributes_are_one_clean_error(tmp_path, variable, attribute, value, lazy):
+    """Our own netCDF attributes, damaged: one error naming the file, never KeyError or TypeError (issue 22)."""
+    netCDF4 = need("netCDF4")
+    from usidbridge.errors import UsidBridgeError
+
+    path = _encoded_file(tmp_path / "encoded.nc")
+    with netCDF4.Dataset(path, "a") as file:
+        file.variables[variable].setncattr(attribute, value)
+    before = path.read_bytes()
+    with pytest.raises(UsidBridgeError, match=str(path).replace("\\", "\\\\")):
+        ub.read(path, lazy=lazy)
+    assert path.read_bytes() == before

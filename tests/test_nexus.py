@@ -1,5 +1,7 @@
 """NeXus: the real .nxs files against HyperSpy's reader; our files through nexusformat and HyperSpy; dual files."""
 
+import re
+
 import h5py
 import numpy as np
 import pytest
@@ -196,3 +198,41 @@ def test_hyperspy_and_xarray_see_the_split_without_placeholders(tmp_path, shared
         assert back.pos.same_as(dataset.pos) and back.spec.same_as(dataset.spec)
     with xarray.open_dataset(tmp_path / "Intensity.nxs", engine="h5netcdf", group="entry/Intensity", phony_dims="access") as opened:
         assert opened["data"].ndim == 2
+
+
+def _damage_sparse(file, damage):
+    table = file["entry/Sparse/usidbridge_position_indices"]
+    if damage == "no axes":  # ValueError: need at least one array to stack
+        table.attrs["axes"], table.attrs["labels"] = np.array([], "S1"), np.array([], "S1")
+    elif damage == "missing axis":
+        table.attrs["axes"] = np.array([b"x", b"gone"])
+    elif damage == "axis of another length":
+        del file["entry/Sparse/y"]
+        file["entry/Sparse/y"] = np.arange(7.0)
+    elif damage == "table of another shape":  # ModelError without the file's name
+        del file["entry/Sparse/usidbridge_position_indices"]
+        file["entry/Sparse/usidbridge_position_indices"] = np.zeros((3, 1, 2), np.uint32)
+    elif damage == "signal of another size":
+        del file["entry/Sparse/data"]
+        file["entry/Sparse/data"] = np.zeros((5, 1))
+    elif damage == "empty entry field":  # TypeError in the entry's metadata
+        file["entry/notes"] = h5py.Empty("f8")
+
+
+@pytest.mark.parametrize("damage", ["no axes", "missing axis", "axis of another length", "table of another shape", "signal of another size", "empty entry field"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_damaged_non_grid_positions_are_one_clean_error(tmp_path, damage, lazy):
+    """Our non-grid position table in NeXus, damaged: one error naming the file (issue 22)."""
+    from usidbridge.errors import UsidBridgeError
+
+    indices = np.array([[0, 0], [1, 0], [0, 1]], np.uint32)
+    sparse = ub.Dataset(np.arange(3.0).reshape(3, 1), ub.Ancillary.from_table(["x", "y"], ["m", "m"], indices, indices * 2.0), ub.Ancillary([ub.Dimension("arb", "a.u.", [0.0])]), quantity="Sparse", units="A")
+    path = ub.write(sparse, tmp_path / "sparse.nxs")
+    with h5py.File(path, "a") as file:
+        _damage_sparse(file, damage)
+    if damage == "empty entry field":  # not about the data: the file still reads, the field is left out
+        (dataset,) = ub.read(path, lazy=lazy)
+        assert dataset.pos.same_as(sparse.pos)
+        return
+    with pytest.raises(UsidBridgeError, match=re.escape(str(path))):
+        ub.read(path, lazy=lazy)

@@ -13,7 +13,7 @@ import usidbridge as ub
 from usidbridge import registry
 
 from conftest import assert_read_fails_cleanly
-from spm_files import mdt_calibration, mdt_file, mdt_frame, mdt_mda, mdt_scanned
+from instrument_files import mdt_calibration, mdt_file, mdt_frame, mdt_mda, mdt_scanned
 
 MDT = "spm/ntmdt.mdt"
 

@@ -8,7 +8,7 @@ import usidbridge as ub
 from usidbridge import registry
 
 from conftest import assert_read_fails_cleanly
-from spm_files import wsxm
+from instrument_files import wsxm
 
 
 @pytest.mark.parametrize("kind", ["short", "double"])

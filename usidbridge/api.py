@@ -10,11 +10,17 @@ from typing import Any
 
 from . import registry
 from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
-from .hdf import atomic_output, failed_write
+from .hdf import atomic_output, failed_write, has_hdf5_signature, touch_structure
+from .isolation import probed
 from .model import Dataset
 
 PathLike = str | os.PathLike[str]
 SOURCE_SEPARATOR = "::"
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return has_hdf5_signature(handle.read(2056))
 
 
 def _input_path(path: PathLike) -> Path:
@@ -47,15 +53,21 @@ def select(datasets: Sequence[Dataset], wanted: str, path: PathLike) -> list[Dat
     return chosen
 
 
-def read(path: PathLike, format: str | None = None, *, lazy: bool = False, dataset: str | None = None, **options: Any) -> list[Dataset]:
+def read(path: PathLike, format: str | None = None, *, lazy: bool = False, dataset: str | None = None, isolate: bool = True, **options: Any) -> list[Dataset]:
     """Read every dataset of a file; the format is sniffed from the content unless named.
 
     With ``lazy=True`` the data stays in the file (h5py, dask or memory maps) and only the
     ancillary information is read. `dataset` keeps those whose internal path, name or quantity
     equals it or matches it as a glob (``"*/Channel_001/*"``); only those are read. `options` are
     the reader's declared options (`Format.read_options`); any other is refused.
+
+    An HDF5 container's structure (every object header, link and attribute) is first walked in a
+    long-lived child process (`usidbridge.isolation.probed`), so that a damaged file on which
+    libhdf5 crashes or loops ends in an `IsolatedFailureError` naming it; ``isolate=False`` skips it.
     """
     path = _input_path(path)
+    if isolate and _is_hdf5(path):
+        probed(touch_structure, str(path), path=path)
     reader = registry.get(format) if format else registry.detect(path)
     if format:
         registry.log.info("%s: read as %s: asked for (--from)", path, reader.name)
@@ -113,6 +125,7 @@ def convert(
     dataset: str | None = None,
     lazy: bool = True,
     overwrite: bool = False,
+    isolate: bool = True,
     read_options: dict[str, Any] | None = None,
     **write_options: Any,
 ) -> Path:
@@ -122,5 +135,5 @@ def convert(
     """
     if Path(source).resolve() == Path(target).resolve():
         raise UnreadableFileError("the output is the input file; choose another output name", target)
-    datasets = read(source, from_, lazy=lazy, dataset=dataset, **(read_options or {}))
+    datasets = read(source, from_, lazy=lazy, dataset=dataset, isolate=isolate, **(read_options or {}))
     return write(datasets, target, to, overwrite=overwrite, **write_options)

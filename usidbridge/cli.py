@@ -31,7 +31,7 @@ from .rules import Report, validate
 
 FIXTURES = Path(str(importlib.resources.files("usidbridge.fixtures")))  # shipped as package data: the demo runs from any install
 TREE_LIMIT = 200
-FEATURES = {"preview": ("matplotlib", "preview"), "batch": ("distributed", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
+FEATURES = {"preview": ("matplotlib", "preview"), "batch on a dask scheduler": ("distributed", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables in logs and pipes
 errors = Console(stderr=True)
@@ -92,7 +92,7 @@ def _print_json(data: Any) -> None:
 @click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option, e.g. frames=position or series=true.")
 @click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--isolate", is_flag=True, help="Read in a child process, so a crash or hang in the HDF5/netCDF library becomes an error.")
+@click.option("--isolate/--no-isolate", default=None, help="--isolate: the whole conversion in a child process. Default: an HDF5 file's structure is walked in a child first, so a crash or hang in libhdf5 becomes an error. --no-isolate: neither.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="With --isolate: seconds without progress before the reading is stopped.")
 def convert(
     source: Path,
@@ -106,14 +106,14 @@ def convert(
     read_options: tuple[str, ...],
     write_options: tuple[str, ...],
     quiet: bool,
-    isolate: bool,
+    isolate: bool | None,
     timeout: float,
 ) -> None:
     """Convert SOURCE to TARGET (reader → USID Dataset → writer)."""
     writer_options = _options(write_options)
     if compression:
         writer_options["compression"] = compression
-    arguments = {"to": to, "from_": from_, "dataset": dataset, "lazy": lazy, "overwrite": overwrite, "read_options": _options(read_options), **writer_options}
+    arguments = {"to": to, "from_": from_, "dataset": dataset, "lazy": lazy, "overwrite": overwrite, "isolate": isolate is not False, "read_options": _options(read_options), **writer_options}
     with _progress_bar(f"converting {source.name}", quiet) as bar:
         with progress.reporting(lambda done, total: bar(done, total)):
             if isolate:
@@ -124,14 +124,21 @@ def convert(
 
 
 @contextlib.contextmanager
-def _progress_bar(description: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
-    """A rich progress bar on a terminal (unless `quiet`); elsewhere a callback that does nothing."""
+def _progress_bar(description: str, quiet: bool, unit: str = "") -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on a terminal (unless `quiet`), with the rate in `unit`s per second when
+    given, and the estimated time left; elsewhere a callback that does nothing."""
     if quiet or not console.is_terminal:
         yield lambda done, total: None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TimeRemainingColumn
+    from rich.text import Text
 
-    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:.1f} {unit}/s" if task.speed else "")
+
+    rate = [RateColumn()] if unit else []
+    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), *rate, TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -376,16 +383,16 @@ def formats_command(as_json: bool) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--to", required=True, metavar="F", help="Output format.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Output folder.")
-@click.option("--workers", type=int, help="Worker processes of the local cluster (default: one per core).")
+@click.option("--workers", type=int, help="Local worker processes, each living for the whole batch (default: one per core).")
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing dask scheduler, e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume an interrupted batch).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary (converted, skipped, failed, with reasons) as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, skip_existing: bool, report: Path | None, quiet: bool) -> None:
-    """Convert many INPUTS (files, or folders with their sub-folders) in parallel on dask; the output tree mirrors the input tree.
+    """Convert many INPUTS (files, or folders with their sub-folders) in parallel; the output tree mirrors the input tree.
 
-    Files no format reads are skipped. Exit 1 if any file failed.
+    Files no format reads are skipped; a file that crashes or hangs a reader fails alone. Exit 1 if any file failed.
     """
     from .batch import batch
 
@@ -393,7 +400,7 @@ def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | N
         raise click.BadParameter("give --workers or --scheduler, not both")
     if overwrite and skip_existing:
         raise click.BadParameter("give --overwrite or --skip-existing, not both")
-    with _progress_bar(f"converting files to {to}", quiet) as bar:
+    with _progress_bar(f"converting files to {to}", quiet, unit="files") as bar:
         result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar, skip_existing=skip_existing)
     for source, reason in result.skipped:
         click.echo(f"skipped {source}: {reason}")

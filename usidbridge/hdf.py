@@ -24,6 +24,7 @@ import numpy as np
 from . import progress
 from .codec import decode_value, encode_value, is_encoded
 from .errors import IS_A_FOLDER, OutputExistsError, UnreadableFileError, UnsupportedFeatureError, UsidBridgeError, WriteError
+from .isolation import heartbeat
 from .lazy import c_ordered, read_ahead, reads_hdf5
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -202,6 +203,40 @@ def subgroups(group: h5py.Group) -> list[tuple[str, h5py.Group]]:
     return found
 
 
+def touch_structure(path: str | os.PathLike[str]) -> int:
+    """Read every object header, link and attribute of an HDF5 file, as the readers will; returns
+    how many objects it touched, with a heartbeat to the parent every hundred.
+
+    Meant for a child process (`usidbridge.isolation.probed`): a damaged global heap or B-tree can
+    make libhdf5 loop or crash on a single attribute read, which no Python code can stop. Errors
+    Python sees are left for the reader to report; external links are not followed.
+    """
+    count = 0
+    try:
+        with h5py.File(path, "r") as file:
+            seen, stack = {file.id}, [file]
+            while stack:
+                item = stack.pop()
+                for name in item.attrs:
+                    attribute(item, name)
+                count += 1
+                if count % 100 == 0:
+                    heartbeat()
+                if isinstance(item, h5py.Dataset):
+                    item.shape, item.dtype, item.chunks, item.compression  # noqa: B018 - their headers, read by libhdf5
+                    continue
+                for name in item:
+                    if isinstance(item.get(name, getlink=True), h5py.ExternalLink):
+                        continue
+                    child = item.get(name)
+                    if isinstance(child, (h5py.Group, h5py.Dataset)) and child.id not in seen:
+                        seen.add(child.id)
+                        stack.append(child)
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeError):
+        pass  # a damage libhdf5 reports: the reader says what it means
+    return count
+
+
 def link_cycle(file: h5py.File) -> str | None:
     """The path of a group that links back to one of its own ancestors (soft or hard link), or None.
 
@@ -299,31 +334,35 @@ def to_python(value: Any) -> Any:
     return value
 
 
+def attribute(obj: h5py.HLObject, name: str) -> Any:
+    """The attribute `name` of `obj`; None when it is missing or h5py cannot read it (a datatype numpy
+    has no form for, a damaged attribute message: OSError, TypeError or ValueError)."""
+    try:
+        return obj.attrs.get(name)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
 def read_attrs(obj: h5py.HLObject, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """All attributes of `obj` as plain values, except references and the names in `skip`."""
+    """All readable attributes of `obj` as plain values, except references and the names in `skip`."""
     result = {}
     for name in obj.attrs:
-        if name in skip:
-            continue
-        try:
-            value = obj.attrs[name]
-        except (OSError, TypeError, ValueError):
-            continue
-        if isinstance(value, (h5py.Reference, h5py.RegionReference)):
+        value = None if name in skip else attribute(obj, name)
+        if value is None or isinstance(value, (h5py.Reference, h5py.RegionReference)):
             continue
         result[name] = to_python(value)
     return result
 
 
 def string_attr(obj: h5py.HLObject, name: str) -> str | None:
-    """A string attribute decoded to str; None when missing or not a string."""
-    value = to_python(obj.attrs.get(name))
+    """A string attribute decoded to str; None when missing, unreadable or not a string."""
+    value = to_python(attribute(obj, name))
     return value if isinstance(value, str) else None
 
 
 def string_list_attr(obj: h5py.HLObject, name: str) -> list[str] | None:
-    """A list-of-strings attribute (stored as bytes or str, array or scalar); None when missing or not strings."""
-    value = to_python(obj.attrs.get(name))
+    """A list-of-strings attribute (stored as bytes or str, array or scalar); None when missing, unreadable or not strings."""
+    value = to_python(attribute(obj, name))
     if isinstance(value, str):
         return [value]
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
@@ -588,7 +627,10 @@ def remove_stale_partials(folder: str | os.PathLike[str], target: str | None = N
     writing the same target, or ``usidbridge clean``, does. Partials of live processes are left alone.
     """
     removed = []
-    for entry in Path(folder).iterdir():
+    prefix = f".{target}." if target is not None else "."
+    for entry in map(Path, os.scandir(folder)):  # a folder of thousands of outputs: only names that can be partials are parsed
+        if not entry.name.startswith(prefix) or not entry.name.endswith(".partial"):
+            continue
         match = PARTIAL.match(entry.name)
         if not match or not entry.is_dir() or (target is not None and match["target"] != target):
             continue

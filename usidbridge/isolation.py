@@ -7,12 +7,19 @@ subprocess, so it also works inside dask's daemonic workers) and returns its res
 `timeout` seconds. Progress reported in the child (`usidbridge.progress`) reaches the parent's
 listener and counts as a sign of life, so a long conversion that is moving is never cut off.
 
-Defaults (see the command line): ``validate`` isolates, since it is meant for third-party files;
-``convert`` isolates with ``--isolate``; ``batch`` always isolates every file.
+`Worker` is such a child kept for many calls; `probed` runs a walk of an HDF5 file's structure in
+one long-lived child per process before the file is read in-process, which contains what
+libhdf5 does on damaged metadata (a looping global heap, a crashing B-tree) for the cost of one
+start-up per process and a metadata walk per file.
+
+Defaults (see the command line): ``ub.read`` and ``convert`` probe HDF5 files (``isolate=False``,
+``--no-isolate`` skip it); ``validate`` runs whole in a child, since it is meant for third-party
+files; ``convert --isolate`` does too; ``batch`` converts every file in a worker child.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import pickle
@@ -28,6 +35,9 @@ from . import progress
 from .errors import IsolatedFailureError, UsidBridgeError
 
 DEFAULT_TIMEOUT = 120.0
+PROBE_TIMEOUT = 20.0  # seconds without a heartbeat from a structure walk
+_beat: Callable[[], None] = lambda: None  # in a child: tells the parent it is alive
+_in_child = False  # this process is an isolation child: what it reads is contained already
 
 
 def _send(channel: Any, message: tuple) -> None:
@@ -35,21 +45,33 @@ def _send(channel: Any, message: tuple) -> None:
     channel.flush()
 
 
-def _child() -> None:
-    """The child's side: read (module, name, args, kwargs) from stdin, report on the original stdout."""
+def heartbeat() -> None:
+    """From code running in a child: a sign of life that resets the parent's timeout (no-op elsewhere)."""
+    _beat()
+
+
+def _serve() -> None:
+    """The child's side: run each (module, name, args, kwargs) read from stdin, report on the original stdout, until stdin ends."""
+    global _beat, _in_child
+    _in_child = True
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the libraries print must not mix with the messages
-    module, name, args, kwargs = pickle.load(sys.stdin.buffer)
-    function = getattr(importlib.import_module(module), name)
-    try:
-        with progress.reporting(lambda done, total: _send(channel, ("progress", done, total))):
-            result = function(*args, **kwargs)
-    except UsidBridgeError as error:
-        _send(channel, ("error", error))
-    except Exception as error:  # a bug in usidbridge: the parent reports it as such, with its type
-        _send(channel, ("unexpected", f"{type(error).__name__}: {error}"))
-    else:
-        _send(channel, ("ok", result))
+    _beat = lambda: _send(channel, ("alive",))  # noqa: E731
+    while True:
+        try:
+            module, name, args, kwargs = pickle.load(sys.stdin.buffer)
+        except EOFError:
+            return
+        try:
+            function = getattr(importlib.import_module(module), name)
+            with progress.reporting(lambda done, total: _send(channel, ("progress", done, total))):
+                result = function(*args, **kwargs)
+        except UsidBridgeError as error:
+            _send(channel, ("error", error))
+        except Exception as error:  # a bug in usidbridge: the parent reports it as such, with its type
+            _send(channel, ("unexpected", f"{type(error).__name__}: {error}"))
+        else:
+            _send(channel, ("ok", result))
 
 
 def _describe_exit(code: int) -> str:
@@ -61,41 +83,51 @@ def _describe_exit(code: int) -> str:
     return f"stopped with exit code {code}"
 
 
-def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)`` run in a child process; `path` is the file named when the child dies or hangs."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", "from usidbridge.isolation import _child; _child()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    messages: queue.Queue = queue.Queue()
+class Worker:
+    """A child Python process that runs calls one after another, paying its start-up (about 0.4 s of
+    imports) once; after a call it could not finish (a crash, a hang) it is dead: start a new one."""
 
-    def listen() -> None:
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from usidbridge.isolation import _serve; _serve()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self.messages: queue.Queue = queue.Queue()
+        threading.Thread(target=self._listen, daemon=True).start()
+
+    def _listen(self) -> None:
         while True:
             try:
-                messages.put(pickle.load(child.stdout))
+                self.messages.put(pickle.load(self.process.stdout))
             except (EOFError, pickle.UnpicklingError, OSError):
-                messages.put(None)
+                self.messages.put(None)
                 return
 
-    threading.Thread(target=listen, daemon=True).start()
-    try:
-        pickle.dump((function.__module__, function.__qualname__, args, kwargs), child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        child.stdin.close()
-    except BrokenPipeError:
-        pass
-    try:
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def call(self, function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
+        """``function(*args, **kwargs)`` in the child; `path` is the file named when the child dies or hangs."""
+        try:
+            pickle.dump((function.__module__, function.__qualname__, args, kwargs), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the child is gone: its end of the message stream says how
         while True:
             try:
-                message = messages.get(timeout=timeout)
+                message = self.messages.get(timeout=timeout)
             except queue.Empty:
-                child.kill()
+                self.close()
                 raise IsolatedFailureError(f"timed out: no progress for {timeout:g} s while reading it (a damaged file can make the HDF5 library loop); the child process was stopped", path) from None
             if message is None:
-                code = child.wait()
+                code = self.process.wait()
                 raise IsolatedFailureError(f"the reading process {_describe_exit(code)} inside a C library (HDF5, netCDF); the file is likely damaged", path)
             kind, *payload = message
+            if kind == "alive":
+                continue
             if kind == "progress":
                 progress.advance(*payload)
             elif kind == "ok":
@@ -104,7 +136,55 @@ def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[s
                 raise payload[0]
             else:
                 raise RuntimeError(f"unexpected error in the isolated process: {payload[0]}")
+
+    def close(self) -> None:
+        """Stop the child (killed: between calls it is idle, and a stuck one answers nothing else)."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+_probe_worker: Worker | None = None
+_probe_lock = threading.Lock()
+
+
+def _stop_probe_worker() -> None:
+    """At exit: stop the probe child, so that its listening thread ends before the interpreter
+    finalises (a daemon thread still reading a pipe then can abort the process)."""
+    if _probe_worker is not None:
+        _probe_worker.close()
+
+
+atexit.register(_stop_probe_worker)
+
+
+def probed(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float | None = None) -> Any:
+    """``function(*args)`` in this process's long-lived probe child (started on first use, replaced
+    after a failure): a walk of a file's structure before the file is read here, so that a crash or
+    a hang inside a C library on that structure is an `IsolatedFailureError` naming the file."""
+    global _probe_worker
+    if _in_child:  # already contained: a crash here is reported by the parent
+        return function(*args)
+    with _probe_lock:
+        if _probe_worker is None or not _probe_worker.alive:
+            _probe_worker = Worker()
+        try:
+            return _probe_worker.call(function, *args, path=path, timeout=timeout or PROBE_TIMEOUT)
+        except IsolatedFailureError:
+            _probe_worker.close()
+            _probe_worker = None
+            raise
+
+
+def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
+    """``function(*args, **kwargs)`` run in a new child process; `path` is the file named when the child dies or hangs."""
+    worker = Worker()
+    try:
+        return worker.call(function, *args, path=path, timeout=timeout, **kwargs)
     finally:
-        if child.poll() is None:
-            child.kill()
-        child.wait()
+        worker.close()

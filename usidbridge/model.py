@@ -308,27 +308,28 @@ class Ancillary:
             self._values.setflags(write=False)
         return self._values
 
-    def rows(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """Indices and values of rows [start, stop): computed from the dims of a grid, so no full table is built."""
+    def rows(self, start: int, stop: int, values_dtype: np.dtype | type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+        """Indices and values (in `values_dtype`) of rows [start, stop): computed from the dims of a
+        grid, so no full table is built, and filled in the dtype they are written in."""
         if self._dims is None or (self._indices is not None and self._values is not None):
-            return self.indices[start:stop], self.values[start:stop]
+            return self.indices[start:stop], self.values[start:stop].astype(values_dtype, copy=False)
         inner = math.prod(self.shape[1:])
         first, last = start // inner, -(-stop // inner)
         if (last - first) * inner <= 2 * (stop - start):  # whole slabs of the slowest dim, trimmed: filled by broadcasting
             sizes = (last - first, *self.shape[1:])
             indices = np.empty((math.prod(sizes), self.ndim), self.index_dtype)
-            values = np.empty(indices.shape, np.float64)
+            values = np.empty(indices.shape, values_dtype)
             columns = [np.arange(size, dtype=indices.dtype) for size in sizes]
             columns[0] = columns[0] + first
             _fill_grid(indices, sizes, columns)
-            _fill_grid(values, sizes, [self._dims[0].values[first:last], *[dim.values for dim in self._dims[1:]]])
+            _fill_grid(values, sizes, [self._dims[0].values[first:last].astype(values_dtype), *[dim.values.astype(values_dtype) for dim in self._dims[1:]]])
             trim = slice(start - first * inner, stop - first * inner)
             return indices[trim], values[trim]
         flat = np.arange(start, stop, dtype=np.int64)
         indices = np.stack(np.unravel_index(flat, self.shape), axis=1).astype(self.index_dtype)
-        values = np.empty(indices.shape, dtype=np.float64)
+        values = np.empty(indices.shape, dtype=values_dtype)
         for column, dim in enumerate(self._dims):
-            np.take(dim.values, indices[:, column], out=values[:, column])
+            np.take(dim.values.astype(values_dtype), indices[:, column], out=values[:, column])
         return indices, values
 
     @property

@@ -1,5 +1,5 @@
-"""Write small scanning-probe files of the formats no shared file covers (or layouts it lacks),
-byte by byte from the published layouts, for the tests and the fuzzer's seeds."""
+"""Write small instrument files of the formats no shared file covers (or layouts it lacks), byte by
+byte from the published layouts, for the tests and the fuzzer's seeds."""
 
 from __future__ import annotations
 
@@ -67,3 +67,15 @@ def wsxm(stored: np.ndarray, kind: str = "short", z_amplitude: str = "11.6 nm") 
     size = len(preamble.format(0)) + len(body)
     values = stored.astype({"short": "<i2", "double": "<f8", "float": "<f4", "int": "<i4"}[kind])
     return (preamble.format(size) + body).encode("latin-1") + values.tobytes()
+
+
+def mrc(values: np.ndarray) -> bytes:
+    """An MRC 2014 file of float32 sections (mode 2): the 1024-byte header, then the values."""
+    sections, rows, columns = values.shape
+    header = bytearray(1024)
+    struct.pack_into("<4i", header, 0, columns, rows, sections, 2)
+    struct.pack_into("<3i", header, 28, columns, rows, sections)
+    struct.pack_into("<3f", header, 40, float(columns), float(rows), float(sections))
+    struct.pack_into("<3i", header, 64, 1, 2, 3)
+    header[208:216] = b"MAP DD\x00\x00"
+    return bytes(header) + values.astype("<f4").tobytes()

@@ -10,11 +10,14 @@ Uncaught mutants are listed with their (seed, mutation, number), which rebuilds 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+TESTS = str(Path(__file__).resolve().parents[1] / "tests")
+sys.path.insert(0, TESTS)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [TESTS, os.environ.get("PYTHONPATH")]))  # the isolated children import fuzzing too
 
 from fuzzing import MODES, OUTCOMES, exercise, fuzz  # noqa: E402
 from results import record  # noqa: E402

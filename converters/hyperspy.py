@@ -160,6 +160,8 @@ class HyperspyFormat(Format):
     def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "gzip") -> None:
         with progress.dask_tasks():
             to_hyperspy(datasets[0]).save(path, overwrite=True, file_format="hspy", compression=compression_filter(compression), show_progressbar=False)
+        if not path.suffix and not path.exists():  # HyperSpy adds .hspy to a name without an extension: the file is the name given
+            path.with_suffix(".hspy").rename(path)
 
 
 FORMAT = HyperspyFormat()

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pytest
 
@@ -161,3 +162,27 @@ def test_batch_over_a_folder_of_scanning_probe_files(shared_data, tmp_path, dist
     assert result.stdout.strip() == f"converted {len(list(folder.iterdir()))} file(s) to {out}, 0 skipped, 0 failed", result.stderr
     for path in out.iterdir():
         assert ub.validate(path).ok, path
+
+
+def test_batch_passes_options_leaves_no_empty_folders_and_reports_each_file(tmp_path):
+    """-r/-w/--compression reach every file; a file that fails in its own sub-folder leaves no
+    empty folder behind; the report names each output's datasets and its USID verdict (issue 23)."""
+    tree = tmp_path / "tree"
+    (tree / "scans").mkdir(parents=True)
+    (tree / "bad").mkdir()
+    shutil.copy(FIXTURES / "demo_scans.spec", tree / "scans" / "demo_scans.spec")
+    (tree / "bad" / "broken.spec").write_text("#S 1 ascan x 0 1 2 1\n#L x  I\n0 1\n0.5 oops\n")
+    out, report = tmp_path / "out", tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "usidbridge", "batch", str(tree), "--to", "h5usid", "--out", str(out), "--report", str(report),
+                             "-r", "scanned=spectroscopic", "--compression", "gzip"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "broken.spec" in result.stderr
+    assert not (out / "bad").exists()  # the failed file's mirrored folder is gone
+    written = out / "scans" / "demo_scans.h5"
+    datasets = ub.read(written)
+    assert all(dataset.pos.size == 1 for dataset in datasets)  # scanned=spectroscopic reached the reader
+    with h5py.File(written, "r") as file:
+        mains = []
+        file.visititems(lambda name, item: mains.append(item) if isinstance(item, h5py.Dataset) and "quantity" in item.attrs else None)
+        assert mains and all(main.compression == "gzip" for main in mains)  # --compression reached the writer
+    (entry,) = json.loads(report.read_text())["converted"]
+    assert entry["datasets"] == [dataset.name for dataset in datasets] and entry["usid_compliant"] is True

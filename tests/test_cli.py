@@ -116,3 +116,57 @@ def test_command_line_manners(tmp_path):
     assert run("preview", source, "-o", picture).returncode == 0
     assert_one_line_error(run("preview", source, "-o", picture), str(picture), "--overwrite")
     assert run("preview", source, "-o", picture, "--overwrite").returncode == 0
+
+
+def test_bracketed_text_survives_every_command(tmp_path):
+    """Names, units, paths and hints are data, never rich markup: `Energy [eV]`, `[raw]` and
+    `usidbridge[netcdf]` arrive as written in every command's output (issue 23)."""
+    import numpy as np
+
+    import usidbridge as ub
+
+    folder = tmp_path / "beam [time]"
+    folder.mkdir()
+    dataset = ub.Dataset.from_ndarray(np.arange(24.0).reshape(2, 3, 4), [ub.Dimension("Y [row]", "nm", 2), ub.Dimension("X", "nm", 3)],
+                                      [ub.Dimension("Energy [eV]", "eV", [1.0, 2.0, 3.0, 4.0])], name="Spectra [raw]", quantity="Counts [b]", units="[per s]")
+    path = ub.write(dataset, folder / "map [1].h5")
+    info = run("info", path)
+    assert info.returncode == 0, info.stderr
+    for text in ("Energy [eV]", "Y [row]", "Counts [b]", "[per s]", "map [1].h5", "beam [time]"):
+        assert text in info.stdout, (text, info.stdout)
+    validate = run("validate", path)
+    assert validate.returncode == 0 and "map [1].h5" in validate.stdout
+    broken = run("validate", "--no-isolate", broken_file(folder, "A09"))
+    assert "beam [time]" in broken.stdout
+    roundtrip = run("roundtrip", path, "--via", "nexus")
+    assert "Spectra [raw]" in roundtrip.stdout or "Counts [b]" in roundtrip.stdout, roundtrip.stdout
+    converted = run("convert", path, folder / "out [2].nxs")
+    assert converted.returncode == 0 and "out [2].nxs" in converted.stdout
+
+
+def test_info_shows_the_dims_first_and_metadata_on_request(tmp_path, shared_data):
+    """A DM spectrum image carries hundreds of metadata items: info shows the Main dataset's dims
+    first, folds the metadata groups to a count, and lists them with --metadata (issue 23)."""
+    path = tmp_path / "si.h5"
+    assert run("convert", shared_data / "rosettasciio/dm/EELS_spectrum_image.dm3", path).returncode == 0
+    short, full = run("info", path), run("info", path, "--metadata")
+    assert short.returncode == full.returncode == 0
+    lines = short.stdout.splitlines()
+    first_dim = next(number for number, line in enumerate(lines) if "Energy loss" in line)
+    metadata_lines = [number for number, line in enumerate(lines) if "/Metadata" in line]
+    assert metadata_lines and first_dim < min(metadata_lines)
+    assert "--metadata lists them" in short.stdout and len(short.stdout.splitlines()) < 60
+    assert len(full.stdout.splitlines()) > len(lines) + 50 and "--metadata lists them" not in full.stdout
+
+
+def test_short_format_names_and_read_only_outputs(tmp_path):
+    """--to takes the names users type (tif, nc, h5, nxs, hspy); a read-only output says so and
+    lists the writable formats (issue 23)."""
+    from usid_files import compliant_file
+
+    source = compliant_file(tmp_path / "good.h5")
+    for short, suffix in (("tif", ".tif"), ("nc", ".nc"), ("nxs", ".nxs"), ("hspy", ".hspy"), ("h5", ".h5")):
+        result = run("convert", source, tmp_path / f"out_{short}", "--to", short)
+        assert result.returncode == 0, (short, result.stderr)
+    assert_one_line_error(run("convert", source, tmp_path / "out.dm3"), ".dm3 files are read-only", "h5usid", "nexus")
+    assert_one_line_error(run("convert", source, tmp_path / "out.x", "--to", "dm3"), "read-only", "write one of")

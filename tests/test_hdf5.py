@@ -77,7 +77,7 @@ def test_info_shows_the_tree_marks_convertible_and_cuts_long_trees(tmp_path):
     path = scaled_file(tmp_path / "plain.h5")
     result = run("info", path)
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stdout.splitlines() if "/camera/frame" in line]
+    lines = [line for line in result.stdout.splitlines() if "/camera/frame " in line]
     assert lines and "convertible" in lines[0]
     assert "/notes" in result.stdout and not [line for line in result.stdout.splitlines() if "/notes" in line and "convertible" in line]
     many = tmp_path / "many.h5"

@@ -69,6 +69,8 @@ def read(path: PathLike, format: str | None = None, *, lazy: bool = False, datas
     if isolate and _is_hdf5(path):
         probed(touch_structure, str(path), path=path)
     reader = registry.get(format) if format else registry.detect(path)
+    if isolate and reader.structure_probe is not None and reader.installed:
+        probed(reader.structure_probe, str(path), path=path)
     if format:
         registry.log.info("%s: read as %s: asked for (--from)", path, reader.name)
     if not reader.can_read:
@@ -101,7 +103,7 @@ def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | N
     writer = registry.get(format) if format else registry.for_extension(path)
     registry.log.info("%s: written as %s: %s", path, writer.name, "asked for (--to)" if format else f"from the extension {path.suffix}")
     if not writer.can_write:
-        raise UnknownFormatError(f"the {writer.name} format cannot be written", path)
+        raise UnknownFormatError(f"the {writer.name} format is read-only; write one of: {registry.writable_names()}", path)
     writer.require()
     writer.check_options("write", options, path)
     if not datasets:

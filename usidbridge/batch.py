@@ -34,6 +34,7 @@ class BatchResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per source, the wall time of its conversion
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)  # per converted source: the datasets written, their validation
     elapsed: float = 0.0
 
     @property
@@ -45,7 +46,7 @@ class BatchResult:
         """The report written by ``--report``: every file with its output, error or reason for
         skipping, the seconds each conversion took, and a summary with the throughput."""
         return {
-            "converted": [{"source": source, "output": output, "seconds": round(self.seconds.get(source, 0.0), 4)} for source, output in self.converted],
+            "converted": [{"source": source, "output": output, **self.details.get(source, {}), "seconds": round(self.seconds.get(source, 0.0), 4)} for source, output in self.converted],
             "failed": [{"source": source, "error": error, "seconds": round(self.seconds.get(source, 0.0), 4)} for source, error in self.failed],
             "skipped": [{"source": source, "reason": reason} for source, reason in self.skipped],
             "summary": {"converted": len(self.converted), "failed": len(self.failed), "skipped": len(self.skipped),
@@ -62,14 +63,39 @@ def targets(inputs: Sequence[Path], to: str, out: Path, relative: Sequence[Path]
     return [out / folder / (f"{path.name}{extension}" if keys.count((folder, path.stem)) > 1 else f"{path.stem}{extension}") for folder, path in zip(folders, inputs)]
 
 
-def convert_one(source: str, target: str, to: str, overwrite: bool) -> tuple[bool, str, float]:
-    """Runs on a dask worker: one conversion; (True, output) or (False, the one-line error), and its seconds.
+@dataclass(frozen=True)
+class Job:
+    """What every file of a batch is converted with."""
+
+    to: str
+    overwrite: bool = False
+    read_options: dict[str, Any] = field(default_factory=dict)
+    write_options: dict[str, Any] = field(default_factory=dict)
+    check: bool = False  # validate each h5USID output, for the report
+
+
+def convert_file(source: str, target: str, job: Job) -> dict[str, Any]:
+    """Runs in a worker's child: one conversion, into a folder made for it; returns the report
+    entry (the output, the datasets written and, with `job.check`, whether it is USID-compliant)."""
+    datasets = api.read(source, lazy=True, **job.read_options)
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    api.write(datasets, target, job.to, overwrite=job.overwrite, **job.write_options)
+    entry: dict[str, Any] = {"output": target, "datasets": [dataset.name for dataset in datasets]}
+    if job.check and registry.get(job.to).name == "h5usid":
+        from .rules import validate
+
+        entry["usid_compliant"] = validate(target).ok
+    return entry
+
+
+def convert_one(source: str, target: str, job: Job) -> tuple[bool, Any, float]:
+    """Runs on a dask worker: one conversion; (True, its report entry) or (False, the one-line error), and its seconds.
 
     An expected failure is a result, not an exception, so the workers do not log tracebacks for it.
     """
     started = time.perf_counter()
     try:
-        return True, str(isolated(api.convert, source, target, path=source, to=to, overwrite=overwrite)), time.perf_counter() - started
+        return True, isolated(convert_file, source, target, job, path=source), time.perf_counter() - started
     except UsidBridgeError as error:
         return False, str(error), time.perf_counter() - started
     except Exception as error:  # a bug: still one line here, the traceback is one `usidbridge --debug convert` away
@@ -99,7 +125,7 @@ def readable(path: Path) -> str | None:
     return None
 
 
-def _run_local(work: list[tuple[Path, Path]], to: str, overwrite: bool, workers: int, report: Callable[[str, bool, str, float], None]) -> None:
+def _run_local(work: list[tuple[Path, Path]], job: Job, workers: int, report: Callable[[str, bool, Any, float], None]) -> None:
     """Convert `work` on `workers` long-lived child processes, one thread feeding each."""
     jobs: queue.Queue = queue.Queue()
     for item in work:
@@ -118,13 +144,13 @@ def _run_local(work: list[tuple[Path, Path]], to: str, overwrite: bool, workers:
                     worker, calls = Worker(), 0
                 started = time.perf_counter()
                 try:
-                    ok, text = True, str(worker.call(api.convert, str(source), str(target), path=str(source), to=to, overwrite=overwrite))
+                    ok, outcome = True, worker.call(convert_file, str(source), str(target), job, path=str(source))
                 except UsidBridgeError as error:
-                    ok, text = False, str(error)
+                    ok, outcome = False, str(error)
                 except RuntimeError as error:  # a bug in usidbridge, reported by the child: one line, the traceback is one `usidbridge --debug convert` away
-                    ok, text = False, f"{source}: {error}"
+                    ok, outcome = False, f"{source}: {error}"
                 calls += 1
-                report(str(source), ok, text, time.perf_counter() - started)
+                report(str(source), ok, outcome, time.perf_counter() - started)
         finally:
             worker.close()
 
@@ -135,13 +161,13 @@ def _run_local(work: list[tuple[Path, Path]], to: str, overwrite: bool, workers:
         thread.join()
 
 
-def _run_dask(work: list[tuple[Path, Path]], to: str, overwrite: bool, scheduler: str, report: Callable[[str, bool, str, float], None]) -> None:
+def _run_dask(work: list[tuple[Path, Path]], job: Job, scheduler: str, report: Callable[[str, bool, Any, float], None]) -> None:
     """Convert `work` on an existing dask.distributed scheduler, a fresh child per file."""
     from dask.distributed import Client, as_completed
 
     client = Client(scheduler)
     try:
-        futures = {client.submit(convert_one, str(source), str(target), to, overwrite, pure=False): str(source) for source, target in work}
+        futures = {client.submit(convert_one, str(source), str(target), job, pure=False): str(source) for source, target in work}
         for future in as_completed(futures):
             source = futures[future]
             try:
@@ -153,6 +179,16 @@ def _run_dask(work: list[tuple[Path, Path]], to: str, overwrite: bool, scheduler
         client.close()
 
 
+def _remove_empty_folders(out: Path, targets: Sequence[Path]) -> None:
+    """Remove the mirrored folders that failed files left empty (deepest first, never `out` itself)."""
+    folders = {parent for target in targets for parent in target.parents if parent != out and out in parent.parents}
+    for folder in sorted(folders, key=lambda folder: len(folder.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: other files went there, or it was there before
+            pass
+
+
 def batch(
     inputs: Sequence[str | os.PathLike[str]],
     to: str,
@@ -162,10 +198,14 @@ def batch(
     overwrite: bool = False,
     on_done: Callable[[int, int], None] | None = None,
     skip_existing: bool = False,
+    read_options: dict[str, Any] | None = None,
+    write_options: dict[str, Any] | None = None,
+    check: bool = False,
 ) -> BatchResult:
     """Convert `inputs` (files, folders walked with their sub-folders) to format `to` under `out`,
-    on `workers` local processes (default: one per core) or on the dask `scheduler`;
-    `on_done(done, total)` after each file. See the module text for what is skipped."""
+    on `workers` local processes (default: one per core) or on the dask `scheduler`, with the
+    reader's `read_options` and the writer's `write_options`; `on_done(done, total)` after each
+    file; `check` validates each h5USID output for the report. See the module text for what is skipped."""
     started = time.perf_counter()
     found = expand(inputs)
     out = Path(out)
@@ -181,21 +221,25 @@ def batch(
             result.skipped.append((str(source), reason))
         else:
             work.append((source, target))
-    for _source, target in work:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    job = Job(registry.get(to).name, overwrite, dict(read_options or {}), dict(write_options or {}), check)
     lock = threading.Lock()
 
-    def report(source: str, ok: bool, text: str, seconds: float) -> None:
+    def report(source: str, ok: bool, outcome: Any, seconds: float) -> None:
         with lock:
-            (result.converted if ok else result.failed).append((source, text))
+            if ok:
+                result.converted.append((source, outcome["output"]))
+                result.details[source] = {key: value for key, value in outcome.items() if key != "output"}
+            else:
+                result.failed.append((source, outcome))
             result.seconds[source] = seconds
             if on_done:
                 on_done(len(result.converted) + len(result.failed), len(work))
 
     if work and scheduler:
-        _run_dask(work, to, overwrite, scheduler, report)
+        _run_dask(work, job, scheduler, report)
     elif work:
-        _run_local(work, to, overwrite, workers or os.cpu_count() or 1, report)
+        _run_local(work, job, workers or os.cpu_count() or 1, report)
+    _remove_empty_folders(out, [target for source, target in work if str(source) in dict(result.failed)])
     result.converted.sort()
     result.failed.sort()
     result.elapsed = time.perf_counter() - started

@@ -31,7 +31,7 @@ from .rules import Report, validate
 
 FIXTURES = Path(str(importlib.resources.files("usidbridge.fixtures")))  # shipped as package data: the demo runs from any install
 TREE_LIMIT = 200
-FEATURES = {"preview": ("matplotlib", "preview"), "batch on a dask scheduler": ("distributed", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
+FEATURES = {"preview": ("matplotlib", "preview"), "batch on a dask scheduler": ("distributed", "batch"), "dask arrays": ("dask", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
 
 console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables in logs and pipes
 errors = Console(stderr=True)
@@ -50,6 +50,12 @@ class _Commands(click.Group):
                 raise
             errors.print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
             ctx.exit(2)
+        except ModuleNotFoundError as error:  # an optional library a command needs is not installed
+            if ctx.params.get("debug") or not error.name:
+                raise
+            module = error.name.split(".")[0]
+            errors.print(f"usidbridge: error: this needs the package {module!r}, which is not installed: pip install 'usidbridge[{_extra_for(module)}]'", markup=False, highlight=False, soft_wrap=True)
+            ctx.exit(2)
         except Exception as error:
             if ctx.params.get("debug"):
                 raise
@@ -60,6 +66,18 @@ class _Commands(click.Group):
                 soft_wrap=True,
             )
             ctx.exit(2)
+
+
+def _extra_for(module: str) -> str:
+    """The extra that installs `module`: a feature's (matplotlib: preview), a format's (xarray:
+    netcdf), else ``all``."""
+    for library, extra in FEATURES.values():
+        if library == module:
+            return extra
+    for format in registry.formats():
+        if format.dependency and format.dependency.split(".")[0] == module:
+            return format.extra or format.name
+    return "all"
 
 
 @click.group(cls=_Commands)
@@ -159,12 +177,12 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def _report_table(report: Report) -> Table:
     verdict = "[green]USID-compliant[/]" if report.ok else "[red]NOT USID-compliant[/]"
-    table = Table(title=f"{report.file}: {verdict}, {len(report.main_datasets)} Main dataset(s)", title_justify="left")
+    table = Table(title=f"{escape(report.file)}: {verdict}, {len(report.main_datasets)} Main dataset(s)", title_justify="left")
     for column in ("rule", "severity", "path", "message"):
         table.add_column(column, overflow="fold")
     colours = {"error": "red", "warning": "yellow", "info": "cyan"}
     for finding in report.findings:
-        table.add_row(finding.rule, f"[{colours[finding.severity]}]{finding.severity}[/]", finding.path, finding.message)
+        table.add_row(finding.rule, f"[{colours[finding.severity]}]{finding.severity}[/]", escape(finding.path), escape(finding.message))
     return table
 
 
@@ -193,7 +211,7 @@ def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool, isola
             if report.findings:
                 console.print(_report_table(report))
             else:
-                console.print(f"{report.file}: [green]USID-compliant[/], {len(report.main_datasets)} Main dataset(s), no findings")
+                console.print(f"{escape(report.file)}: [green]USID-compliant[/], {len(report.main_datasets)} Main dataset(s), no findings")
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
     sys.exit(status)
@@ -230,18 +248,29 @@ def _dataset_dict(dataset: Dataset) -> dict[str, Any]:
     return entry
 
 
-def _hdf5_tree(path: Path, convertible: set[str]) -> list[str]:
+METADATA_GROUPS = frozenset({"Metadata", "metadata", "original_metadata", "usidbridge_metadata"})  # USID's, HyperSpy's and our NeXus collection
+
+
+def _hdf5_tree(path: Path, convertible: set[str], metadata: bool = False) -> list[str]:
     """Up to TREE_LIMIT lines describing the groups and datasets of an HDF5 file (whole paths), then "… N more".
 
-    Datasets in `convertible` (HDF5 paths) are marked: they can be given to ``--dataset``.
+    Datasets in `convertible` (HDF5 paths) are marked: they can be given to ``--dataset``. The
+    insides of metadata groups are counted, not listed, unless `metadata`.
     """
     import h5py
 
     lines: list[str] = []
     count = 0
+    folded: dict[str, int] = {}
 
     def visit(name: str, obj: Any) -> None:
         nonlocal count
+        parts = name.split("/")
+        inside = next((index for index, part in enumerate(parts[:-1]) if part in METADATA_GROUPS), None)
+        if inside is not None and not metadata:
+            group = "/".join(parts[: inside + 1])
+            folded[group] = folded.get(group, 0) + 1
+            return
         count += 1
         if len(lines) >= TREE_LIMIT:
             return
@@ -253,6 +282,7 @@ def _hdf5_tree(path: Path, convertible: set[str]) -> list[str]:
 
     with h5py.File(path, "r") as file:
         file.visititems(visit)
+    lines = [f"{line}  ({folded[line.strip('/')]} items: --metadata lists them)" if line.strip("/") in folded else line for line in lines]
     if count > len(lines):
         lines.append(f"… {count - len(lines)} more")
     return lines
@@ -261,21 +291,17 @@ def _hdf5_tree(path: Path, convertible: set[str]) -> list[str]:
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info(file: Path, as_json: bool) -> None:
-    """Describe FILE: its format, its HDF5 tree, and every Main dataset with its dims."""
+@click.option("--metadata", is_flag=True, help="List the insides of metadata groups in the HDF5 tree too.")
+def info(file: Path, as_json: bool, metadata: bool) -> None:
+    """Describe FILE: its format, every Main dataset with its dims, then its HDF5 tree."""
     format = registry.detect(file)
     datasets = api.read(file, format.name, lazy=True)
     with open(file, "rb") as handle:
-        tree = _hdf5_tree(file, {api.internal_path(dataset) for dataset in datasets}) if has_hdf5_signature(handle.read(2056)) else []
+        tree = _hdf5_tree(file, {api.internal_path(dataset) for dataset in datasets}, metadata) if has_hdf5_signature(handle.read(2056)) else []
     if as_json:
         _print_json({"file": str(file), "format": format.name, "tree": tree, "datasets": [_dataset_dict(d) for d in datasets]})
         return
-    console.print(f"[bold]{file}[/]  format: {format.name}, {len(datasets)} dataset(s)")
-    if tree:
-        root = Tree("/")
-        for line in tree:
-            root.add(escape(line))
-        console.print(root)
+    console.print(f"[bold]{escape(str(file))}[/]  format: {format.name}, {len(datasets)} dataset(s)")
     for dataset in datasets:
         entry = _dataset_dict(dataset)
         units = f" ({entry['units']})" if entry["units"] else ""
@@ -285,11 +311,16 @@ def info(file: Path, as_json: bool) -> None:
         for side in ("position", "spectroscopic"):
             for dim in entry[side]:
                 if "non_grid_rows" in dim:
-                    table.add_row(side, dim["name"], dim["units"], f"{dim['non_grid_rows']} (non-grid)", "", "", "")
+                    table.add_row(side, escape(dim["name"]), escape(dim["units"]), f"{dim['non_grid_rows']} (non-grid)", "", "", "")
                 else:
                     step = f"{dim['step']:g}" if dim["uniform"] else "non-uniform"
-                    table.add_row(side, dim["name"], dim["units"], str(dim["size"]), f"{dim['first']:g}", f"{dim['last']:g}", step)
+                    table.add_row(side, escape(dim["name"]), escape(dim["units"]), str(dim["size"]), f"{dim['first']:g}", f"{dim['last']:g}", step)
         console.print(table)
+    if tree:
+        root = Tree("/")
+        for line in tree:
+            root.add(escape(line))
+        console.print(root)
 
 
 @cli.command("roundtrip")
@@ -387,9 +418,13 @@ def formats_command(as_json: bool) -> None:
 @click.option("--scheduler", metavar="ADDRESS", help="Use an existing dask scheduler, e.g. tcp://host:8786.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that exist.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume an interrupted batch).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary (converted, skipped, failed, with reasons) as JSON.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the summary as JSON: each file's output, datasets, USID verdict (h5USID) and seconds, or its error or reason for skipping.")
+@click.option("--compression", type=click.Choice(["gzip", "lzf", "none"]), help="HDF5 compression of the outputs.")
+@click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option for every file, e.g. frames=position.")
+@click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, skip_existing: bool, report: Path | None, quiet: bool) -> None:
+def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | None, scheduler: str | None, overwrite: bool, skip_existing: bool, report: Path | None,
+                  compression: str | None, read_options: tuple[str, ...], write_options: tuple[str, ...], quiet: bool) -> None:
     """Convert many INPUTS (files, or folders with their sub-folders) in parallel; the output tree mirrors the input tree.
 
     Files no format reads are skipped; a file that crashes or hangs a reader fails alone. Exit 1 if any file failed.
@@ -401,7 +436,9 @@ def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | N
     if overwrite and skip_existing:
         raise click.BadParameter("give --overwrite or --skip-existing, not both")
     with _progress_bar(f"converting files to {to}", quiet, unit="files") as bar:
-        result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar, skip_existing=skip_existing)
+        writer_options = _options(write_options) | ({"compression": compression} if compression else {})
+        result = batch(inputs, to, out, workers=workers, scheduler=scheduler, overwrite=overwrite, on_done=bar, skip_existing=skip_existing,
+                       read_options=_options(read_options), write_options=writer_options, check=report is not None)
     for source, reason in result.skipped:
         click.echo(f"skipped {source}: {reason}")
     click.echo(f"converted {len(result.converted)} file(s) to {out}, {len(result.skipped)} skipped, {len(result.failed)} failed")

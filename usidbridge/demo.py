@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.markup import escape
 from rich.table import Table
 
 from . import api, registry
@@ -31,7 +32,7 @@ class DemoResult:
 
 def fidelity_table(reports: list, title: str, features: tuple[str, ...]) -> Table:
     """Formats × features: kept, encoded, refused, lost (a loss the profile does not declare is marked !)."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     for column in ("dataset", "format", *features, "note"):
         table.add_column(column, overflow="fold" if column == "note" else "ellipsis")
     for report in reports:
@@ -46,7 +47,7 @@ def fidelity_table(reports: list, title: str, features: tuple[str, ...]) -> Tabl
                 continue
             mark = "" if result.declared else " !"
             cells.append(f"[{STATUS_STYLE[result.status]}]{result.status}{mark}[/]")
-        table.add_row(report.dataset, report.format, *cells, note)
+        table.add_row(escape(report.dataset), report.format, *cells, escape(note))
     return table
 
 
@@ -75,7 +76,7 @@ def run(fixtures: Path, out: Path) -> DemoResult:
     if not inputs:
         raise UsidBridgeError("no input files in the fixtures folder", fixtures)
     out.mkdir(parents=True, exist_ok=True)
-    conversions = Table(title=f"usidbridge demo: {len(inputs)} fixture(s) → h5USID, previews and exports in {out}", title_justify="left")
+    conversions = Table(title=escape(f"usidbridge demo: {len(inputs)} fixture(s) → h5USID, previews and exports in {out}"), title_justify="left")
     for column in ("input", "format", "datasets", "h5USID", "USID rules", "preview"):
         conversions.add_column(column)
     result = DemoResult(conversions, Table())
@@ -91,10 +92,10 @@ def run(fixtures: Path, out: Path) -> DemoResult:
                 result.failures.append(f"{target}: not USID-compliant")
             picture = preview(api.read(target, lazy=True), out / f"{path.stem}.png")
             reports += roundtrip(target, keep_in=out / "exports" / path.stem)
-            conversions.add_row(path.name, format.name, str(len(datasets)), target.name, verdict, picture.name)
+            conversions.add_row(escape(path.name), format.name, str(len(datasets)), escape(target.name), verdict, escape(picture.name))
         except UsidBridgeError as error:
             result.failures.append(str(error))
-            conversions.add_row(path.name, "?", "", "", f"[red]{error.message}[/]", "")
+            conversions.add_row(escape(path.name), "?", "", "", f"[red]{escape(error.message)}[/]", "")
     result.failures += [f"{report.dataset} via {report.format}: undeclared loss of {report.undeclared_losses()}" for report in reports if not report.ok]
     result.fidelity = fidelity_summary(reports)
     return result

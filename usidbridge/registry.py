@@ -15,7 +15,7 @@ import logging
 import importlib.util
 import pkgutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -112,6 +112,11 @@ class Format:
     profile: ClassVar[Profile] = Profile()
     read_options: ClassVar[dict[str, str]] = {}
     write_options: ClassVar[dict[str, str]] = {}
+    # A module-level function(path) that opens the file with the format's native library and touches
+    # its structure; run in a child first (`usidbridge.isolation.probed`), so that a crash in that
+    # library on a damaged file is an error, not the end of the process. None: HDF5 files get
+    # `usidbridge.hdf.touch_structure`, others nothing.
+    structure_probe: ClassVar[Callable[[str], Any] | None] = None
 
     def sniff(self, head: bytes, path: Path) -> int:
         """How sure the format is that the file is its own: 0 no, 1 the container matches, 2 the content does."""
@@ -222,12 +227,23 @@ def formats() -> list[Format]:
 
 
 def get(name: str) -> Format:
-    """The format registered under `name` (case-insensitive)."""
+    """The format registered under `name` (case-insensitive), or whose extension it is (``tif``,
+    ``nc``, ``nxs``, ``hspy``; ``h5`` is h5USID): the short names users type."""
     _discover()
-    format = _REGISTRY.get(name.lower())
+    key = name.lower().lstrip(".")
+    format = _REGISTRY.get(key)
+    if format is None:
+        claiming = [candidate for candidate in _REGISTRY.values() if f".{key}" in candidate.extensions]
+        format = next((candidate for candidate in claiming if candidate.can_write), claiming[0] if claiming else None)
     if format is None:
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}")
     return format
+
+
+def writable_names() -> str:
+    """The names of the formats that write, for error messages."""
+    _discover()
+    return ", ".join(sorted(format.name for format in _REGISTRY.values() if format.can_write))
 
 
 def for_extension(path: str | Path) -> Format:
@@ -237,7 +253,11 @@ def for_extension(path: str | Path) -> Format:
     for format in _REGISTRY.values():
         if suffix in format.extensions and format.can_write:
             return format
-    raise UnknownFormatError(f"no format writes {suffix or 'files without an extension'!r}; pass a format name (--to)", path)
+    writable = writable_names()
+    readers = [format.name for format in _REGISTRY.values() if suffix and suffix in format.extensions]
+    if readers:
+        raise UnknownFormatError(f"{suffix} files are read-only here ({readers[0]} reads them); write one of: {writable}", path)
+    raise UnknownFormatError(f"no format writes {suffix or 'files without an extension'!r}; pass a format name (--to): {writable}", path)
 
 
 def _sniff(format: Format, head: bytes, path: Path) -> int:

@@ -571,6 +571,60 @@ class Dataset:
         array = data.reshape(shape)
         return array.squeeze() if squeeze else array
 
+    def dim(self, name: str) -> Dimension:
+        """The dim called `name`, position or spectroscopic: ``ds.dim("Bias").values``, ``.units``.
+        A non-grid position column comes back with one value per position row."""
+        for ancillary in (self.pos, self.spec):
+            if name in ancillary.labels:
+                if ancillary.is_grid:
+                    return ancillary.dims[ancillary.labels.index(name)]
+                column = ancillary.labels.index(name)
+                return Dimension(name, ancillary.units[column], ancillary.values[:, column])
+        raise ModelError(f"no dim {name!r}; this dataset has {list(self.pos.labels + self.spec.labels)}")
+
+    def isel(self, **indexers: int | slice | Sequence[int]) -> Dataset:
+        """The dataset at these indices, by dim name (``ds.isel(X=slice(0, 10), Bias=3)``), as
+        pyUSID's ``USIDataset.slice`` and xarray's ``isel``: an integer drops its dim, a slice or a
+        list keeps it. Lazy stays lazy; quantity, units and metadata are kept. Non-grid positions
+        are selected by row with ``position=``."""
+        unknown = set(indexers) - set(self.spec.labels) - ({"position"} if not self.pos.is_grid else set(self.pos.labels))
+        if unknown:
+            names = list(self.spec.labels) + (["position"] if not self.pos.is_grid else list(self.pos.labels))
+            raise ModelError(f"no dim {sorted(unknown)} to select along; this dataset has {names}")
+        if not self.spec.is_grid:
+            raise NotAGridError("spectroscopic values that are not a grid cannot be selected by dim")
+        attributes = {"name": self.name, "quantity": self.quantity, "units": self.units, "metadata": dict(self.metadata), "source": self.source}
+        if self.pos.is_grid:
+            pos_dims, index_pos = _select(self.pos.dims, indexers)
+            spec_dims, index_spec = _select(self.spec.dims, indexers)
+            return Dataset.from_ndarray(self.lazy_nd()[tuple(index_pos + index_spec)], pos_dims, spec_dims, **attributes)
+        rows = _index(indexers.get("position", slice(None)), self.pos.size, "position")
+        spec_dims, index_spec = _select(self.spec.dims, indexers)
+        kept = np.arange(self.pos.size)[rows].reshape(-1)
+        data = self.lazy_data[kept].reshape((kept.size, *self.spec.shape))[(slice(None), *index_spec)]
+        spec = Ancillary(spec_dims or [placeholder_dimension()])
+        pos = Ancillary.from_table(self.pos.labels, self.pos.units, self.pos.indices[kept], self.pos.values[kept])
+        return Dataset(data.reshape(kept.size, spec.size), pos, spec, **attributes)
+
+    def sel(self, method: str | None = None, **labels: Any) -> Dataset:
+        """The dataset at these dim values (``ds.sel(Bias=0.5)``, ``ds.sel(X=slice(1e-6, 2e-6))``),
+        as xarray's ``sel``: a value picks the index holding it (``method="nearest"``: the closest),
+        a slice keeps the values within its bounds. See `isel`."""
+        if method not in (None, "nearest"):
+            raise ModelError(f"method {method!r}: use None (exact values) or 'nearest'")
+        indexers: dict[str, Any] = {}
+        for name, wanted in labels.items():
+            values = self.dim(name).values
+            if isinstance(wanted, slice):
+                low, high = (-np.inf if wanted.start is None else wanted.start), (np.inf if wanted.stop is None else wanted.stop)
+                inside = np.flatnonzero((values >= min(low, high)) & (values <= max(low, high)))
+                if inside.size == 0:
+                    raise ModelError(f"no {name} value between {wanted.start} and {wanted.stop} (from {values.min():g} to {values.max():g})")
+                indexers[name] = inside.tolist()
+            else:
+                indexers[name] = _nearest(values, float(wanted), name, method)
+        return self.isel(**indexers)
+
     def validate(self) -> list:
         """Apply the in-memory USID rules; returns a list of `usidbridge.rules.Finding`."""
         from .rules import check_dataset
@@ -583,6 +637,47 @@ class Dataset:
             f"Dataset({self.name!r}, {self.quantity!r} [{self.units}], {self.dtype}, shape={self.shape}, "
             f"pos={pos}, spec={list(self.spec.labels)})"
         )
+
+
+def _index(index: Any, size: int, name: str) -> Any:
+    """An integer, slice or list of integers along a dim of `size`, checked."""
+    if isinstance(index, slice):
+        return index
+    if isinstance(index, (int, np.integer)):
+        if not -size <= int(index) < size:
+            raise ModelError(f"index {index} is outside {name}'s {size} values")
+        return int(index)
+    chosen = np.asarray(index)
+    if chosen.ndim != 1 or chosen.dtype.kind not in "iu" or (chosen.size and (chosen.min() < -size or chosen.max() >= size)):
+        raise ModelError(f"{name}: an index list must hold integers within its {size} values, got {index!r:.60}")
+    return chosen
+
+
+def _select(dims: Sequence[Dimension], indexers: Mapping[str, Any]) -> tuple[list[Dimension], list[Any]]:
+    """The dims that remain and the index of each axis, for the dims of one side. When integers
+    drop every dim of the side, the last stays as a dim of one value (``Bias = 0.5``), where
+    USID would otherwise put its nameless placeholder."""
+    index = [_index(indexers.get(dim.name, slice(None)), dim.size, dim.name) for dim in dims]
+    if dims and all(isinstance(chosen, int) for chosen in index):
+        last = index[-1] % dims[-1].size
+        index[-1] = slice(last, last + 1)
+    remaining = []
+    for dim, chosen in zip(dims, index):
+        if not isinstance(chosen, int):
+            values = dim.values[chosen]
+            if values.size == 0:
+                raise ModelError(f"{dim.name}: the selection {chosen} keeps none of its {dim.size} values")
+            remaining.append(Dimension(dim.name, dim.units, values))
+    return remaining, index
+
+
+def _nearest(values: np.ndarray, wanted: float, name: str, method: str | None) -> int:
+    """The index of `wanted` among `values`: the closest with ``nearest``, else an equal one (to float rounding)."""
+    distance = np.abs(values - wanted)
+    best = int(np.argmin(distance))
+    if method is None and not np.isclose(values[best], wanted, rtol=1e-9, atol=0.0):
+        raise ModelError(f"{name} has no value {wanted:g} (closest: {values[best]:g}); use method='nearest'")
+    return best
 
 
 def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:

@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 
 from usidbridge import __version__
-from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
+from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError, WriteError
 from usidbridge.hdf import (
     COMPRESSION_HELP,
     LIBVER,
@@ -271,23 +271,48 @@ def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None 
                 link_main(main, channels[index][0], positions[index], spectra[index])
 
 
+def _source_path(source: str | Dataset, path: str | Path) -> str:
+    """The HDF5 path of a source Main dataset: given as such, or a Dataset read from this file."""
+    if not isinstance(source, Dataset):
+        return source
+    origin, separator, inside = (source.source or "").rpartition("::")
+    if not separator:
+        raise ModelError(f"dataset {source.name!r} was not read from an HDF5 file (its source is {source.source!r}); give the HDF5 path of its Main dataset")
+    if Path(origin).resolve() != Path(path).resolve():
+        raise ModelError(f"dataset {source.name!r} was read from {origin}, not from {path}")
+    return inside
+
+
 def add_results(
     path: str | Path,
-    sources: str | Sequence[str],
+    sources: str | Dataset | Sequence[str | Dataset],
     tool: str,
-    datasets: Sequence[Dataset],
+    datasets: Dataset | Sequence[Dataset],
     parameters: Mapping[str, Any] | None = None,
     compression: str | None = "none",
 ) -> str:
-    """Add a results group ``<Source>-<Tool>_NNN`` beside the (first) source Main dataset.
+    """Add a results group ``<Source>-<Tool>_NNN`` beside the (first) source Main dataset: how a
+    fit, a filter or a decomposition is saved beside its measurement, as pyUSID does.
 
-    The group carries ``source_000``, ``source_001``, ... references, ``tool``, ``num_sources``,
-    the processing `parameters` as attributes, and one Main dataset per derived dataset; a derived
-    dataset whose positions or spectra equal the first source's reuses its ancillary datasets.
-    Returns the HDF5 path of the new group. On failure the partial group is removed.
+    `sources` are the Main datasets the results derive from: Datasets read from this file
+    (``ub.read(path)``), or their HDF5 paths. The group carries ``source_000``, ... references,
+    ``tool``, ``num_sources``, the processing `parameters` as attributes, and one Main dataset per
+    derived dataset; a derived dataset whose positions or spectra equal the first source's links
+    its ancillary datasets, else writes its own. Returns the HDF5 path of the new group. On
+    failure the partial group is removed.
     """
-    sources = [sources] if isinstance(sources, str) else list(sources)
-    with failed_write(path), h5py.File(path, "r+", libver=LIBVER) as file:
+    sources = [_source_path(source, path) for source in ([sources] if isinstance(sources, (str, Dataset)) else sources)]
+    datasets = [datasets] if isinstance(datasets, Dataset) else list(datasets)
+    try:
+        opened = h5py.File(path, "r+", libver=LIBVER)
+    except OSError as error:
+        if "already open for read-only" in str(error):
+            raise WriteError("the file is still open for reading in this process (a lazy read of it): read it with lazy=False, then add the results", path) from None
+        raise WriteError(f"cannot open the file to add results: {error}", path) from None
+    with failed_write(path), opened as file:
+        missing = [source for source in sources if not isinstance(file.get(source), h5py.Dataset)]
+        if missing or not sources:
+            raise ModelError(f"no Main dataset at {missing or 'no source given'} in {path}")
         source_mains = [file[source] for source in sources]
         first = source_mains[0]
         source_tables = _tables(first)

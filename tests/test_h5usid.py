@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
 from usidbridge.converters import h5usid
-from usidbridge.errors import NotUSIDError, OutputExistsError, UnreadableFileError, WriteError
+from usidbridge.errors import ModelError, NotUSIDError, OutputExistsError, UnreadableFileError, WriteError
 
-from conftest import need
+from conftest import FIXTURES, need
 from strategies import datasets
 
 MAIN = "/Measurement_000/Channel_000/Raw_Data"
@@ -385,3 +385,32 @@ def test_compression_shrinks_an_images_position_tables(tmp_path, usid, compressi
         main = usid.USIDataset(tight["/Measurement_000/Channel_000/Raw_Data"])
         assert main.get_n_dim_form().shape == (256, 512, 1)
     assert ub.validate(packed).ok
+
+
+def test_save_a_fit_beside_the_measurement_it_was_read_from(tmp_path, usid):
+    """How do I save my fit? add_results takes the Dataset read from the file: the results group
+    links the measurement's positions and writes its own spectroscopic dims; pyUSID finds the
+    group, its source and its Main datasets (issue 23)."""
+    path = ub.write(ub.read(FIXTURES / "pyusid_iv_map.h5"), tmp_path / "iv.h5")
+    (raw,) = ub.read(path)
+    curves = raw.to_ndarray()
+    slope, offset = np.polyfit(raw.dim("Bias").values, curves.reshape(-1, curves.shape[-1]).T, 1)
+    fit = ub.Dataset.from_ndarray(np.stack([slope, offset], axis=1).reshape(*raw.pos.shape, 2), raw.pos.dims, [ub.Dimension("Coefficient", "", [1.0, 0.0])], name="Fit", quantity="Linear fit", units="A/V")
+    group = h5usid.add_results(path, raw, "Linear_Fit", fit, parameters={"degree": 1})
+    assert group.endswith("Raw_Data-Linear_Fit_000")
+    report = ub.validate(path)
+    assert report.ok and len(report.main_datasets) == 2
+    with h5py.File(path, "r") as file:
+        source = file[ub.api.internal_path(raw)]
+        (found,) = usid.hdf_utils.find_results_groups(source, "Linear_Fit")
+        assert found.name == group and usid.hdf_utils.check_for_old(source, "Linear_Fit", new_parms={"degree": 1}) == [found]
+        main = found["Fit"]
+        assert usid.hdf_utils.check_if_main(main) and file[main.attrs["Position_Indices"]].name == file[source.attrs["Position_Indices"]].name  # the measurement's positions, linked
+        assert usid.USIDataset(main).spec_dim_labels == ["Coefficient"]
+    back = [dataset for dataset in ub.read(path) if dataset.name == "Fit"][0]
+    assert np.allclose(back.to_ndarray()[..., 0], slope.reshape(raw.pos.shape))
+    with pytest.raises(ModelError, match="was read from"):
+        h5usid.add_results(tmp_path / "other.h5", raw, "Linear_Fit", fit)
+    (lazy,) = ub.read(path, dataset=ub.api.internal_path(raw), lazy=True)
+    with pytest.raises(WriteError, match="lazy=False"):  # HDF5 will not write a file this process reads
+        h5usid.add_results(path, lazy, "Linear_Fit", fit)

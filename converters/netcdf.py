@@ -50,10 +50,11 @@ NON_GRID = "usid_non_grid"
 METADATA = "usid_metadata"
 COMPLEX = "usid_complex"
 COMPOUND = "usid_compound"
+PLACEHOLDERS = "usid_placeholders"
 ORIGINAL_NAME = "usid_name"
 POSITION = "position"
 NETCDF3_MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05")
-OURS = {SPECTROSCOPIC, NON_GRID, METADATA, COMPLEX, COMPOUND, "quantity", "units", "long_name"}
+OURS = {SPECTROSCOPIC, NON_GRID, METADATA, COMPLEX, COMPOUND, PLACEHOLDERS, "quantity", "units", "long_name"}
 
 
 def _nd_shape(dataset: Dataset) -> tuple[int, ...]:
@@ -133,7 +134,28 @@ def to_xarray(dataset: Dataset, indexable: bool = False) -> Any:
             coords[f"{name}_index"] = xarray.Variable((POSITION,), dataset.pos.indices[:, column])
         attrs[NON_GRID] = json.dumps(names)
     variable = xarray.Variable(position_names + spectral_names, _lazy_nd(dataset, indexable), attrs=attrs)
-    return xarray.DataArray(variable, coords=coords, name=_safe(dataset.quantity))
+    placeholders = _placeholder_sides(dataset)
+    if placeholders:  # USID's size-1 placeholders are not dims to xarray: an image stays 2-D, a spectrum 1-D
+        dropped = [position_names[0] if side == "position" else spectral_names[0] for side in placeholders]
+        variable = variable.isel({name: 0 for name in dropped})
+        variable.attrs[PLACEHOLDERS] = json.dumps([{"side": side, "name": dim.name, "units": dim.units, "value": float(dim.values[0])}
+                                                   for side, dim in ((side, (dataset.pos if side == "position" else dataset.spec).dims[0]) for side in placeholders)])
+        variable.attrs[SPECTROSCOPIC] = json.dumps([name for name in spectral_names if name not in dropped])
+        coords = {name: coordinate for name, coordinate in coords.items() if name not in dropped}
+    return xarray.DataArray(variable, coords=coords, name=_safe(variable_name(dataset)))
+
+
+def variable_name(dataset: Dataset) -> str:
+    """The name a dataset goes by in xarray: its own (``Z forward``), unless it is pyUSID's generic
+    ``Raw_Data``; then its quantity (``Current``)."""
+    return dataset.quantity if dataset.name in ("", "Raw_Data") else dataset.name
+
+
+def _placeholder_sides(dataset: Dataset) -> list[str]:
+    """The sides whose one dim has one value (USID's placeholders, a spectrum's single position);
+    a single value keeps its position dim, so that the variable has one."""
+    sides = [side for side, ancillary in (("position", dataset.pos), ("spectroscopic", dataset.spec)) if ancillary.is_grid and ancillary.shape == (1,)]
+    return sides[1:] if len(sides) == 2 else sides
 
 
 def _unique(names: list[str], taken: set[str]) -> list[str]:
@@ -223,9 +245,14 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
         spec = Ancillary(spec_dims or [Dimension("arb", "a.u.", [0.0])])
         return Dataset(data.reshape(pos.size, spec.size), pos, spec, **attributes)
     if array.ndim == 0:
-        data = data.reshape(1)
-        return Dataset.from_ndarray(data, [Dimension("arb", "a.u.", [0.0])], **attributes)
-    return from_labelled(data, _dims_of(array), _spectroscopic_axes(array, spectroscopic), **attributes)
+        dataset = Dataset.from_ndarray(data.reshape(1), [Dimension("arb", "a.u.", [0.0])], **attributes)
+    else:
+        dataset = from_labelled(data, _dims_of(array), _spectroscopic_axes(array, spectroscopic), **attributes)
+    for entry in _ours(attrs, PLACEHOLDERS, list) if PLACEHOLDERS in attrs else []:
+        if not isinstance(entry, dict) or entry.get("side") not in ("position", "spectroscopic") or not isinstance(entry.get("value"), (int, float)):
+            raise ModelError(f"variable {array.name!r}: its {PLACEHOLDERS} attribute holds {entry!r:.80}, not what usidbridge writes there")
+        setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(str(entry.get("name") or "arb"), str(entry.get("units", "")), [float(entry["value"])])]))
+    return dataset
 
 
 def from_xarray(obj: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None, stored: Mapping[str, Any] | None = None) -> list[Dataset]:
@@ -314,9 +341,9 @@ def to_xarray_dataset(datasets: Sequence[Dataset], indexable: bool = False) -> A
     arrays, taken = [], set()
     for dataset in datasets:
         array = to_xarray(dataset, indexable)
-        name = str(array.name)
+        name, number = str(array.name), 1
         while name in taken or name in array.dims or name in array.coords:
-            name += "_"
+            name, number = f"{array.name}_{number}", number + 1
         taken.add(name)
         arrays.append(array.rename(name))
     combined = xarray.Dataset()

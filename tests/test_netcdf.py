@@ -123,11 +123,11 @@ def test_xarray_engine_opens_h5usid_lazily(xr, shared_data, h5py_reads):
     opened = xr.open_dataset(shared_data / "usid" / "SingFreqPFM_0003.h5", engine="usid")
     assert not any(name.endswith("Raw_Data") for name in h5py_reads)  # only ancillaries read at open
     assert list(opened.data_vars) == ["HeightRetrace", "AmplitudeRetrace", "DeflectionRetrace", "PhaseRetrace"]
-    assert opened["HeightRetrace"].dims == ("Y", "X", "arb") and opened["X"].attrs["units"] == "m"
-    expected = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5")[0].to_ndarray()
+    assert opened["HeightRetrace"].dims == ("Y", "X") and opened["X"].attrs["units"] == "m"  # USID's size-1 placeholder is no dim to xarray
+    expected = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5")[0].to_ndarray(squeeze=True)
     assert np.array_equal(opened["HeightRetrace"].values, expected)
     force = xr.open_dataarray(shared_data / "usid" / "AFM_Force_Curve.h5", engine="usid")
-    assert force.dims == ("X", "Z") and force.attrs["quantity"] == "Deflection"
+    assert force.dims == ("Z",) and force.attrs["quantity"] == "Deflection"  # one curve: its single position is no dim either
 
 
 def test_xarray_engine_load_loads_and_indexes_like_numpy(xr, tmp_path):
@@ -185,3 +185,17 @@ def test_damaged_usid_attributes_are_one_clean_error(tmp_path, variable, attribu
     with pytest.raises(UsidBridgeError, match=str(path).replace("\\", "\\\\")):
         ub.read(path, lazy=lazy)
     assert path.read_bytes() == before
+
+
+def test_variables_are_named_after_their_dataset_and_placeholders_come_back(xr, tmp_path):
+    """Two channels of one quantity (Nanonis: Z forward, Z backward) keep their names, not Z and Z_;
+    the placeholder dims dropped for xarray come back on reading (issue 23)."""
+    image = [ub.Dimension.uniform("Y", "m", 3, scale=1e-9), ub.Dimension.uniform("X", "m", 4, scale=1e-9)]
+    forward = ub.Dataset.from_ndarray(np.zeros((3, 4)), image, name="Z forward", quantity="Z", units="m")
+    backward = ub.Dataset.from_ndarray(np.ones((3, 4)), image, name="Z backward", quantity="Z", units="m")
+    spectrum = ub.Dataset.from_ndarray(np.arange(5.0).reshape(1, 5), [ub.Dimension("X", "m", [2e-9])], [ub.Dimension("Bias", "V", np.linspace(-1, 1, 5))], quantity="Current", units="A")
+    combined = netcdf.to_xarray_dataset([forward, backward, spectrum])
+    assert sorted(combined.data_vars) == ["Current", "Z_backward", "Z_forward"]
+    assert combined["Z_forward"].dims == ("Y", "X") and combined["Current"].dims == ("Bias",)
+    for dataset, back in zip([forward, backward, spectrum], ub.read(ub.write([forward, backward, spectrum], tmp_path / "named.nc"))):
+        assert_exact_round_trip(back, dataset)

@@ -95,7 +95,8 @@ class Worker:
             stderr=subprocess.DEVNULL,
         )
         self.messages: queue.Queue = queue.Queue()
-        threading.Thread(target=self._listen, daemon=True).start()
+        self.listener = threading.Thread(target=self._listen, daemon=True)
+        self.listener.start()
 
     def _listen(self) -> None:
         while True:
@@ -142,6 +143,7 @@ class Worker:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.listener.join(timeout=10)  # it ends at the dead child's end of stream; a thread still reading at exit can abort the interpreter
         for stream in (self.process.stdin, self.process.stdout):
             try:
                 stream.close()

@@ -63,7 +63,7 @@ def main() -> None:
         lines.append(f"| {name} | {sum(counts.values())} | " + " | ".join(str(counts[outcome]) for outcome in OUTCOMES) + " |")
     total = {outcome: sum(counts[outcome] for counts in table.values()) for outcome in OUTCOMES}
     lines.append(f"| **all** | {sum(total.values())} | " + " | ".join(str(total[outcome]) for outcome in OUTCOMES) + " |")
-    summary = f"{sum(total.values())} mutants in {elapsed:.0f} s; crashes and hangs contained by isolation: {isolated_ok} of {len(severe)}"
+    summary = f"{sum(total.values())} reads ({arguments.per_format} mutants per format, each in {len(arguments.modes)} mode(s)) in {elapsed:.0f} s; crashes and hangs contained by isolation: {isolated_ok} of {len(severe)}"
     print("\n".join(lines))
     print(summary)
     for line in escaped[:80]:

@@ -184,8 +184,13 @@ class _Frames:
             if layout is not None:
                 parts.append(self._memmap(path, *layout))
                 continue
-            with silenced("fabio"):
-                frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
+            try:
+                with silenced("fabio"):
+                    frames = [image.getframe(i).data if i else image.data for i in range(image.nframes)]
+            except FABIO_FAILURES as error:  # FabIO decodes the frames of its other formats here, and trusts their headers
+                raise UnreadableFileError(f"FabIO cannot decode the frames of this {type(image).__name__} ({type(error).__name__}: {error})", path) from None
+            if any(frame is None for frame in frames):
+                raise UnreadableFileError(f"FabIO found no data in a frame of this {type(image).__name__}", path)
             if len({frame.shape for frame in frames}) > 1:
                 raise UnreadableFileError(f"the frames have different shapes {sorted({frame.shape for frame in frames})}; a stack needs one", path)
             parts.append(np.stack(frames))

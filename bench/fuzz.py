@@ -71,7 +71,7 @@ def main() -> None:
     for line in severe:
         print("severe:", line)
     if arguments.record:
-        record("Fuzzing (bench/fuzz.py)", "\n".join(lines) + f"\n\n{summary}. Mutations: truncation, bit flips, byte-range overwrite, header-field lies and line shuffles (text formats), HDF5 deletions, retyped datasets, wrong and null references, soft/hard/external link cycles and external links to missing files, to the file itself and out of the folder, @default cycles, huge declared shapes, NaN/inf values, wrong attribute types, corrupted JSON attributes. Seeds: ../shared/data, fixtures/, and files written by our writers.")
+        record("Fuzzing (bench/fuzz.py)", "\n".join(lines) + f"\n\n{summary}. Mutations: truncation, bit flips, byte-range overwrite, zeroed tails, duplicated and deleted ranges, extreme integer fields, header-field lies and line shuffles (text formats), HDF5 deletions, retyped datasets, wrong and null references, soft/hard/external link cycles and external links to missing files, to the file itself and out of the folder, @default cycles, huge declared shapes, NaN/inf values, wrong attribute types, corrupted JSON attributes. Seeds: ../shared/data, fixtures/, files written by our writers, and instrument files built from their published layouts (Nanosurf, WSxM, MRC). Each mutant is read lazily and eagerly.")
     sys.exit(1 if escaped or isolated_ok < len(severe) else 0)
 
 

@@ -42,7 +42,7 @@ from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatur
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
 from usidbridge.codec import load_json, plain, tagged, untagged
 from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows, OrderedRows
-from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled
+from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, placeholder_axes, restore_placeholders
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC = "usid_spectroscopic"
@@ -134,12 +134,11 @@ def to_xarray(dataset: Dataset, indexable: bool = False) -> Any:
             coords[f"{name}_index"] = xarray.Variable((POSITION,), dataset.pos.indices[:, column])
         attrs[NON_GRID] = json.dumps(names)
     variable = xarray.Variable(position_names + spectral_names, _lazy_nd(dataset, indexable), attrs=attrs)
-    placeholders = _placeholder_sides(dataset)
+    placeholders = placeholder_axes(dataset) if dataset.pos.is_grid else []
     if placeholders:  # USID's size-1 placeholders are not dims to xarray: an image stays 2-D, a spectrum 1-D
-        dropped = [position_names[0] if side == "position" else spectral_names[0] for side in placeholders]
+        dropped = [(position_names + spectral_names)[axis] for axis in placeholders]
         variable = variable.isel({name: 0 for name in dropped})
-        variable.attrs[PLACEHOLDERS] = json.dumps([{"side": side, "name": dim.name, "units": dim.units, "value": float(dim.values[0])}
-                                                   for side, dim in ((side, (dataset.pos if side == "position" else dataset.spec).dims[0]) for side in placeholders)])
+        variable.attrs[PLACEHOLDERS] = json.dumps(describe_placeholders(dataset, placeholders))
         variable.attrs[SPECTROSCOPIC] = json.dumps([name for name in spectral_names if name not in dropped])
         coords = {name: coordinate for name, coordinate in coords.items() if name not in dropped}
     return xarray.DataArray(variable, coords=coords, name=_safe(variable_name(dataset)))
@@ -149,13 +148,6 @@ def variable_name(dataset: Dataset) -> str:
     """The name a dataset goes by in xarray: its own (``Z forward``), unless it is pyUSID's generic
     ``Raw_Data``; then its quantity (``Current``)."""
     return dataset.quantity if dataset.name in ("", "Raw_Data") else dataset.name
-
-
-def _placeholder_sides(dataset: Dataset) -> list[str]:
-    """The sides whose one dim has one value (USID's placeholders, a spectrum's single position);
-    a single value keeps its position dim, so that the variable has one."""
-    sides = [side for side, ancillary in (("position", dataset.pos), ("spectroscopic", dataset.spec)) if ancillary.is_grid and ancillary.shape == (1,)]
-    return sides[1:] if len(sides) == 2 else sides
 
 
 def _unique(names: list[str], taken: set[str]) -> list[str]:
@@ -248,11 +240,7 @@ def from_dataarray(array: Any, spectroscopic: Sequence[str] | int | None = None,
         dataset = Dataset.from_ndarray(data.reshape(1), [Dimension("arb", "a.u.", [0.0])], **attributes)
     else:
         dataset = from_labelled(data, _dims_of(array), _spectroscopic_axes(array, spectroscopic), **attributes)
-    for entry in _ours(attrs, PLACEHOLDERS, list) if PLACEHOLDERS in attrs else []:
-        if not isinstance(entry, dict) or entry.get("side") not in ("position", "spectroscopic") or not isinstance(entry.get("value"), (int, float)):
-            raise ModelError(f"variable {array.name!r}: its {PLACEHOLDERS} attribute holds {entry!r:.80}, not what usidbridge writes there")
-        setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(str(entry.get("name") or "arb"), str(entry.get("units", "")), [float(entry["value"])])]))
-    return dataset
+    return restore_placeholders(dataset, _ours(attrs, PLACEHOLDERS, list) if PLACEHOLDERS in attrs else [])
 
 
 def from_xarray(obj: Any, spectroscopic: Sequence[str] | int | None = None, source: str | None = None, stored: Mapping[str, Any] | None = None) -> list[Dataset]:

@@ -52,7 +52,7 @@ from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import COMPRESSION_HELP, LIBVER, attribute, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
-from usidbridge.model import Ancillary, Dataset, Dimension, from_labelled, group_by_positions, unique_per_side
+from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, group_by_positions, placeholder_axes, restore_placeholders, unique_per_side
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import main_candidates
 
@@ -181,14 +181,13 @@ def _spectroscopic(group: h5py.Group, signal: h5py.Dataset, dims: list[Dimension
     return list(range(count - trailing, count)) if 0 < trailing < count else []
 
 
-def _placeholders(group: h5py.Group) -> list[dict[str, Any]]:
+def _placeholders(group: h5py.Group) -> Any:
     """The size-1 placeholder dims our writer left out of the signal (``@usidbridge_placeholders``)."""
     text = string_attr(group, PLACEHOLDERS_ATTR)
     try:
-        entries = load_json(text, PLACEHOLDERS_ATTR) if text else []
+        return load_json(text, PLACEHOLDERS_ATTR) if text else []
     except ModelError:
         return []
-    return [entry for entry in entries if isinstance(entry, dict) and {"side", "name", "units", "value"} <= entry.keys()] if isinstance(entries, list) else []
 
 
 def _entry_metadata(group: h5py.Group) -> dict[str, Any]:
@@ -232,10 +231,7 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
         if isinstance(table, h5py.Dataset):
             results.append(_non_grid(group, table, array, dims[1:], attributes))
             continue
-        dataset = from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes)
-        for entry in _placeholders(group):
-            setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(entry["name"], entry["units"], [entry["value"]])]))
-        results.append(dataset)
+        results.append(restore_placeholders(from_labelled(array, unique_per_side(dims, spectral_axes), spectral_axes, **attributes), _placeholders(group)))
     return results
 
 
@@ -288,13 +284,12 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     if signal is not None:  # dual file: the 2-D Main dataset is the signal
         dims, shape = [None, spectral[0] if len(spectral) == 1 else None], dataset.shape
     elif dataset.is_grid:
-        dropped = _placeholder_axes(dataset)
+        dropped = placeholder_axes(dataset)
         dropped_positions = sum(1 for axis in dropped if axis < len(dataset.pos.dims))
         dims = [dim for axis, dim in enumerate(dataset.dims) if axis not in dropped]
         shape = tuple(dim.size for dim in dims)
         if dropped:
-            sides = ["position" if axis < len(dataset.pos.dims) else "spectroscopic" for axis in dropped]
-            group.attrs[PLACEHOLDERS_ATTR] = json.dumps([{"side": side, "name": dataset.dims[axis].name, "units": dataset.dims[axis].units, "value": float(dataset.dims[axis].values[0])} for side, axis in zip(sides, dropped)])
+            group.attrs[PLACEHOLDERS_ATTR] = json.dumps(describe_placeholders(dataset, dropped))
     else:  # non-grid positions: one position axis, the spectroscopic axes as they are
         dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
     if signal is None:
@@ -337,18 +332,6 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
         collection.attrs["NX_class"] = "NXcollection"
         write_tree(collection, extra)
     return group
-
-
-def _placeholder_axes(dataset: Dataset) -> list[int]:
-    """N-D axes that are USID's size-1 placeholders (a side with one dim of size 1); they are not written, so that
-    other readers see an image as 2-D and a spectrum as 1-D. At least one axis stays."""
-    positions = len(dataset.pos.dims)
-    axes = []
-    if positions == 1 and dataset.pos.dims[0].size == 1:
-        axes.append(0)
-    if len(dataset.spec.dims) == 1 and dataset.spec.dims[0].size == 1 and positions > len(axes):
-        axes.append(positions)
-    return axes
 
 
 def _interpretation(positions: int, spectral: int) -> str | None:

@@ -118,6 +118,12 @@ def write(datasets: Dataset | Sequence[Dataset], path: PathLike, format: str | N
     return path
 
 
+def refuse_same_file(source: PathLike, target: PathLike) -> None:
+    """A conversion must not write over its input."""
+    if Path(source).resolve() == Path(target).resolve():
+        raise UnreadableFileError("the output is the input file; choose another output name", target)
+
+
 def convert(
     source: PathLike,
     target: PathLike,
@@ -135,7 +141,6 @@ def convert(
 
     `read_options` go to the reader (e.g. ``{"frames": "position"}``), other keywords to the writer.
     """
-    if Path(source).resolve() == Path(target).resolve():
-        raise UnreadableFileError("the output is the input file; choose another output name", target)
+    refuse_same_file(source, target)
     datasets = read(source, from_, lazy=lazy, dataset=dataset, isolate=isolate, **(read_options or {}))
     return write(datasets, target, to, overwrite=overwrite, **write_options)

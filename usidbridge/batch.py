@@ -76,7 +76,9 @@ class Job:
 
 def convert_file(source: str, target: str, job: Job) -> dict[str, Any]:
     """Runs in a worker's child: one conversion, into a folder made for it; returns the report
-    entry (the output, the datasets written and, with `job.check`, whether it is USID-compliant)."""
+    entry (the output, the datasets written and, with `job.check`, whether it is USID-compliant).
+    It is `api.convert`, keeping the datasets for the report."""
+    api.refuse_same_file(source, target)
     datasets = api.read(source, lazy=True, **job.read_options)
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     api.write(datasets, target, job.to, overwrite=job.overwrite, **job.write_options)

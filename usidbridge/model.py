@@ -680,6 +680,33 @@ def _nearest(values: np.ndarray, wanted: float, name: str, method: str | None) -
     return best
 
 
+def placeholder_axes(dataset: Dataset) -> list[int]:
+    """N-D axes that are USID's size-1 placeholders (a side with one dim of size 1). Formats whose
+    readers take every axis for data (NeXus, xarray) leave them out, so that an image is 2-D and a
+    spectrum 1-D, and keep them with `describe_placeholders`. At least one axis stays."""
+    positions = len(dataset.pos.dims)
+    axes = []
+    if positions == 1 and dataset.pos.dims[0].size == 1:
+        axes.append(0)
+    if len(dataset.spec.dims) == 1 and dataset.spec.dims[0].size == 1 and positions > len(axes):
+        axes.append(positions)
+    return axes
+
+
+def describe_placeholders(dataset: Dataset, axes: Sequence[int]) -> list[dict[str, Any]]:
+    """The left-out placeholder `axes` as plain entries (side, name, units, value), for an attribute."""
+    return [{"side": "position" if axis < len(dataset.pos.dims) else "spectroscopic", "name": dataset.dims[axis].name,
+             "units": dataset.dims[axis].units, "value": float(dataset.dims[axis].values[0])} for axis in axes]
+
+
+def restore_placeholders(dataset: Dataset, entries: Any) -> Dataset:
+    """Put back the placeholder dims `describe_placeholders` described; malformed entries are ignored."""
+    for entry in entries if isinstance(entries, list) else []:
+        if isinstance(entry, dict) and entry.get("side") in ("position", "spectroscopic") and isinstance(entry.get("value"), (int, float)) and isinstance(entry.get("name"), str) and entry["name"]:
+            setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(entry["name"], str(entry.get("units", "")), [float(entry["value"])])]))
+    return dataset
+
+
 def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:
     """Datasets grouped by equal Position ancillaries, in order: one measurement (h5USID) or scan (SPEC) each."""
     groups: list[list[Dataset]] = []

@@ -28,6 +28,7 @@ lazily: only the ancillary datasets are read at open, the Main data stays in the
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import unicodedata
 import warnings
@@ -472,7 +473,10 @@ def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectro
 def touch_netcdf(path: str) -> int:
     """Open the file with netCDF-C (as xarray's default engine will) and read every group's,
     variable's and dimension's header and attributes; returns how many it touched. Run in a child
-    first: netCDF-C aborts the process on some damaged attributes (found by fuzzing)."""
+    first: netCDF-C aborts the process on some damaged attributes (found by fuzzing). Without the
+    netCDF4 package xarray does not use netCDF-C, and there is nothing to probe."""
+    if importlib.util.find_spec("netCDF4") is None:
+        return 0
     import netCDF4
 
     count = 0

@@ -52,7 +52,7 @@ FORBIDDEN = ("|", ";", "{", "}", "\n")
 CBF_MAGIC = b"###CBF"
 EXACT_AXIS_LIMIT = 256
 MAX_EDF_RANK = 8
-DIM_KEY = re.compile(rb"dim_(\d+)\s*=")  # searched in the lower-cased head: a literal prefix, 10x faster than IGNORECASE
+DIM_KEY = re.compile(rb"_(\d+)\s*=")  # "_N =", then "Dim" checked before it: 10x faster than IGNORECASE, 2x than lower-casing the head
 PRECHECK_BYTES = 2**20
 EDF_BLOCK = 512  # EDF headers are padded to a multiple of this
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
@@ -222,9 +222,12 @@ def _precheck(path: Path) -> None:
         head = handle.read(PRECHECK_BYTES)
     if not head.lstrip().startswith(b"{"):
         return
-    for match in DIM_KEY.finditer(head.lower()):
-        if (match.start() == 0 or not head[match.start() - 1 : match.start()].isalnum()) and int(match[1]) > MAX_EDF_RANK:
-            raise UnreadableFileError(f"the EDF header at byte {match.start()} declares a dimension Dim_{match[1].decode()}; EDF frames have at most {MAX_EDF_RANK}", path)
+    for match in DIM_KEY.finditer(head):
+        key_start = match.start() - 3
+        if head[max(0, key_start) : match.start()].lower() != b"dim" or (key_start > 0 and head[key_start - 1 : key_start].isalnum()):
+            continue
+        if int(match[1]) > MAX_EDF_RANK:
+            raise UnreadableFileError(f"the EDF header at byte {key_start} declares a dimension Dim_{match[1].decode()}; EDF frames have at most {MAX_EDF_RANK}", path)
 
 
 def _text(value: Any) -> str:

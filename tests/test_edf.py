@@ -249,3 +249,16 @@ def test_an_eager_series_is_read_once_into_one_array(tmp_path):
         stack = stack.base
     assert stack.nbytes == dataset.data.nbytes  # one array of all the frames, viewed
     assert np.asarray(dataset.to_ndarray())[1, 2].tolist() == [0, 10, 1, 11, 2, 12]
+
+
+@pytest.mark.parametrize("key", [b"Dim_18446744073709551617", b"dim_99", b"DIM_9"])
+def test_an_edf_header_declaring_too_many_dimensions_is_refused_before_fabio(tmp_path, key):
+    """FabIO counts up to the largest Dim_N key (for ever, for a huge N): any case of the key is refused first."""
+    good = edf_bytes([np.arange(12, dtype=np.int32).reshape(3, 4)], "SignedInteger")
+    path = tmp_path / "many_dims.edf"
+    path.write_bytes(good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 3 ; " + key + b" = 1 ;", 1))
+    with pytest.raises(UnreadableFileError, match=f"Dim_{key[4:].decode()}; EDF frames have at most"):
+        ub.read(path)
+    path.write_bytes(good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 3 ; X" + key + b" = 1 ;", 1))  # another key that ends like one
+    (dataset,) = ub.read(path)
+    assert dataset.shape == (12, 1)

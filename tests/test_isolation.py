@@ -99,3 +99,80 @@ def test_a_read_that_libhdf5_loops_on_is_stopped_by_the_probe(tmp_path, monkeypa
     assert str(path) in str(raised.value) and time.monotonic() - started < 30
     good = compliant_file(tmp_path / "good.h5")
     assert ub.read(good)[0].shape == (6, 4)  # a new probe child took over
+
+
+def test_a_forked_worker_serves_calls_contains_crashes_and_leaves_open_files_alone(tmp_path):
+    """The probe child is a fork where that is safe (Linux, one thread): milliseconds to start
+    instead of a new interpreter's imports. It must report as a spawned child does, and ending it
+    (killed after a hang or a crash) must not touch an HDF5 file this process has open for writing."""
+    import h5py
+    import numpy as np
+
+    from usidbridge.isolation import Worker
+
+    open_file = h5py.File(tmp_path / "open.h5", "w")
+    open_file["kept"] = np.arange(5.0)
+    worker = Worker(fork=True)
+    try:
+        assert worker.call(os.getpid, path=tmp_path / "any.h5") != os.getpid()
+        path = compliant_file(tmp_path / "good.h5")
+        assert worker.call(ub.validate, path, path=path).ok
+        with pytest.raises(NotUSIDError):
+            worker.call(ub.read, tmp_path / "open.h5", "h5usid", path=tmp_path / "open.h5")
+        with pytest.raises(IsolatedFailureError, match="no progress for 1 s"):
+            worker.call(time.sleep, 60, path=tmp_path / "loop.h5", timeout=1)
+        assert not worker.alive
+    finally:
+        worker.close()
+    crashing = Worker(fork=True)
+    try:
+        with pytest.raises(IsolatedFailureError, match="SIGSEGV"):
+            crashing.call(ctypes.string_at, 0, path=tmp_path / "damaged.h5")
+    finally:
+        crashing.close()
+    open_file["added"] = np.ones(3)
+    open_file.close()
+    with h5py.File(tmp_path / "open.h5", "r") as file:
+        assert file["kept"][()].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0] and file["added"].shape == (3,)
+
+
+PROBE_IN_A_FRESH_PROCESS = """
+import sys, time
+import usidbridge as ub
+from usidbridge import isolation
+from usidbridge.errors import IsolatedFailureError
+isolation.PROBE_TIMEOUT = 3.0
+started = time.monotonic()
+ub.read(sys.argv[1])
+print(type(isolation._probe_worker.process).__name__, round(time.monotonic() - started, 3))
+try:
+    ub.read(sys.argv[2])
+except IsolatedFailureError as error:
+    print("contained:", error)
+print(ub.read(sys.argv[1])[0].shape)
+"""
+
+
+def test_the_probe_of_a_single_threaded_process_is_a_fork(tmp_path):
+    """What a command-line conversion of an HDF5 file gets: the probe forked, a loop in libhdf5 on a
+    damaged file still one error naming it, and a new probe child for the next file."""
+    import subprocess
+    import sys
+
+    good = compliant_file(tmp_path / "good.h5")
+    damaged = tmp_path / "zeroed_heap.h5"
+    import h5py
+    import numpy as np
+
+    with h5py.File(damaged, "w") as file:
+        file.create_dataset("data", data=np.arange(10.0)).attrs["note"] = "a variable-length string"
+    raw = bytearray(damaged.read_bytes())
+    heap = raw.find(b"GCOL")
+    size = int.from_bytes(raw[heap + 8 : heap + 16], "little")
+    raw[heap + 16 : heap + size] = bytes(size - 16)
+    damaged.write_bytes(bytes(raw))
+    result = subprocess.run([sys.executable, "-c", PROBE_IN_A_FRESH_PROCESS, str(good), str(damaged)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    kind, _seconds = result.stdout.splitlines()[0].split()
+    assert kind == "_ForkedChild"
+    assert f"contained: {damaged}: timed out" in result.stdout and result.stdout.splitlines()[-1] == "(6, 4)"

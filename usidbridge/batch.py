@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +60,8 @@ def targets(inputs: Sequence[Path], to: str, out: Path, relative: Sequence[Path]
     ``<name><extension>`` when two inputs of one folder share a stem."""
     extension = (registry.get(to).extensions or (f".{to}",))[0]
     folders = list(relative) if relative is not None else [Path()] * len(inputs)
-    keys = [(folder, path.stem) for folder, path in zip(folders, inputs)]
-    return [out / folder / (f"{path.name}{extension}" if keys.count((folder, path.stem)) > 1 else f"{path.stem}{extension}") for folder, path in zip(folders, inputs)]
+    stems = Counter((folder, path.stem) for folder, path in zip(folders, inputs))
+    return [out / folder / (f"{path.name}{extension}" if stems[(folder, path.stem)] > 1 else f"{path.stem}{extension}") for folder, path in zip(folders, inputs)]
 
 
 @dataclass(frozen=True)

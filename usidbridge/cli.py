@@ -7,6 +7,7 @@ bad usage. Errors are one line naming the file and the problem; ``--debug`` show
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.resources
 import importlib.util
 import json
@@ -14,13 +15,9 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
 
 from . import __version__, api, progress, registry
 from .errors import UsidBridgeError
@@ -29,12 +26,38 @@ from .isolation import DEFAULT_TIMEOUT, isolated
 from .model import Dataset, Dimension
 from .rules import Report, validate
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
 FIXTURES = Path(str(importlib.resources.files("usidbridge.fixtures")))  # shipped as package data: the demo runs from any install
 TREE_LIMIT = 200
 FEATURES = {"preview": ("matplotlib", "preview"), "batch on a dask scheduler": ("distributed", "batch"), "dask arrays": ("dask", "batch"), "sidpy bridge": ("sidpy", "sidpy")}  # feature: (library, extra)
 
-console = Console(width=None if sys.stdout.isatty() else 200)  # no wrapping of tables in logs and pipes
-errors = Console(stderr=True)
+
+
+@functools.cache
+def stdout_console() -> Console:
+    """The standard output's rich console, made on first use: importing rich costs a fresh process
+    30 ms that ``convert`` does not need. No wrapping of tables in logs and pipes."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
+@functools.cache
+def stderr_console() -> Console:
+    """The standard error's rich console, made on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def escape(text: str) -> str:
+    """`text` with rich's markup escaped: data (names, units, paths) printed as it is."""
+    from rich.markup import escape as escape_markup
+
+    return escape_markup(text)
 
 
 class _Commands(click.Group):
@@ -48,18 +71,18 @@ class _Commands(click.Group):
         except UsidBridgeError as error:
             if ctx.params.get("debug"):
                 raise
-            errors.print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
+            stderr_console().print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
             ctx.exit(2)
         except ModuleNotFoundError as error:  # an optional library a command needs is not installed
             if ctx.params.get("debug") or not error.name:
                 raise
             module = error.name.split(".")[0]
-            errors.print(f"usidbridge: error: this needs the package {module!r}, which is not installed: pip install 'usidbridge[{_extra_for(module)}]'", markup=False, highlight=False, soft_wrap=True)
+            stderr_console().print(f"usidbridge: error: this needs the package {module!r}, which is not installed: pip install 'usidbridge[{_extra_for(module)}]'", markup=False, highlight=False, soft_wrap=True)
             ctx.exit(2)
         except Exception as error:
             if ctx.params.get("debug"):
                 raise
-            errors.print(
+            stderr_console().print(
                 f"usidbridge: unexpected {type(error).__name__}: {error} (rerun with --debug for the traceback)",
                 markup=False,
                 highlight=False,
@@ -145,7 +168,7 @@ def convert(
 def _progress_bar(description: str, quiet: bool, unit: str = "") -> Iterator[Callable[[int, int], None]]:
     """A rich progress bar on a terminal (unless `quiet`), with the rate in `unit`s per second when
     given, and the estimated time left; elsewhere a callback that does nothing."""
-    if quiet or not console.is_terminal:
+    if quiet or not stdout_console().is_terminal:
         yield lambda done, total: None
         return
     from rich.progress import BarColumn, Progress, ProgressColumn, TaskProgressColumn, TimeRemainingColumn
@@ -156,7 +179,7 @@ def _progress_bar(description: str, quiet: bool, unit: str = "") -> Iterator[Cal
             return Text(f"{task.speed:.1f} {unit}/s" if task.speed else "")
 
     rate = [RateColumn()] if unit else []
-    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), *rate, TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress("[progress.description]{task.description}", BarColumn(), TaskProgressColumn(), *rate, TimeRemainingColumn(), console=stdout_console(), transient=True) as bar:
         task = bar.add_task(description, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -177,6 +200,8 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 def _report_table(report: Report) -> Table:
     verdict = "[green]USID-compliant[/]" if report.ok else "[red]NOT USID-compliant[/]"
+    from rich.table import Table
+
     table = Table(title=f"{escape(report.file)}: {verdict}, {len(report.main_datasets)} Main dataset(s)", title_justify="left")
     for column in ("rule", "severity", "path", "message"):
         table.add_column(column, overflow="fold")
@@ -201,7 +226,7 @@ def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool, isola
         except UsidBridgeError as error:
             results.append({"file": str(path), "error": error.message})
             if not as_json:
-                errors.print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
+                stderr_console().print(f"usidbridge: error: {error}", markup=False, highlight=False, soft_wrap=True)
             status = 2
             continue
         passed = report.ok_strictly() if strict else report.ok
@@ -209,9 +234,9 @@ def validate_command(files: tuple[Path, ...], as_json: bool, strict: bool, isola
         results.append(report.to_dict())
         if not as_json:
             if report.findings:
-                console.print(_report_table(report))
+                stdout_console().print(_report_table(report))
             else:
-                console.print(f"{escape(report.file)}: [green]USID-compliant[/], {len(report.main_datasets)} Main dataset(s), no findings")
+                stdout_console().print(f"{escape(report.file)}: [green]USID-compliant[/], {len(report.main_datasets)} Main dataset(s), no findings")
     if as_json:
         _print_json(results[0] if len(results) == 1 else results)
     sys.exit(status)
@@ -301,7 +326,10 @@ def info(file: Path, as_json: bool, metadata: bool) -> None:
     if as_json:
         _print_json({"file": str(file), "format": format.name, "tree": tree, "datasets": [_dataset_dict(d) for d in datasets]})
         return
-    console.print(f"[bold]{escape(str(file))}[/]  format: {format.name}, {len(datasets)} dataset(s)")
+    from rich.table import Table
+    from rich.tree import Tree
+
+    stdout_console().print(f"[bold]{escape(str(file))}[/]  format: {format.name}, {len(datasets)} dataset(s)")
     for dataset in datasets:
         entry = _dataset_dict(dataset)
         units = f" ({entry['units']})" if entry["units"] else ""
@@ -315,12 +343,12 @@ def info(file: Path, as_json: bool, metadata: bool) -> None:
                 else:
                     step = f"{dim['step']:g}" if dim["uniform"] else "non-uniform"
                     table.add_row(side, escape(dim["name"]), escape(dim["units"]), str(dim["size"]), f"{dim['first']:g}", f"{dim['last']:g}", step)
-        console.print(table)
+        stdout_console().print(table)
     if tree:
         root = Tree("/")
         for line in tree:
             root.add(escape(line))
-        console.print(root)
+        stdout_console().print(root)
 
 
 @cli.command("roundtrip")
@@ -336,7 +364,7 @@ def roundtrip_command(file: Path, via: str, as_json: bool) -> None:
     if as_json:
         _print_json([report.to_dict() for report in reports])
     else:
-        console.print(fidelity_table(reports, f"round trips of {file}", FEATURES))
+        stdout_console().print(fidelity_table(reports, f"round trips of {file}", FEATURES))
     sys.exit(0 if all(report.ok for report in reports) else 1)
 
 
@@ -386,20 +414,22 @@ def formats_command(as_json: bool) -> None:
     if as_json:
         _print_json(rows)
         return
+    from rich.table import Table
+
     table = Table(title="usidbridge formats", title_justify="left")
     for column in ("format", "reads", "writes", "extensions", "library", "status"):
         table.add_column(column)
     for row, format in zip(rows, registry.formats()):
         status = "[green]installed[/]" if row["installed"] else "[red]missing[/]: " + escape(f"pip install 'usidbridge[{format.extra or format.name}]'")
         table.add_row(row["name"], "yes" if row["reads"] else "no", "yes" if row["writes"] else "no", " ".join(row["extensions"]), row["library"] or "(built in)", status)
-    console.print(table)
+    stdout_console().print(table)
     features = Table(title="features beyond the formats", title_justify="left")
     for column in ("feature", "library", "status"):
         features.add_column(column)
     for feature, (library, extra) in FEATURES.items():
         installed = importlib.util.find_spec(library) is not None
         features.add_row(feature, library, "[green]installed[/]" if installed else "[red]missing[/]: " + escape(f"pip install 'usidbridge[{extra}]'"))
-    console.print(features)
+    stdout_console().print(features)
     options = Table(title="reader (-r KEY=VALUE) and writer (-w KEY=VALUE) options", title_justify="left")
     for column in ("format", "side", "option", "help"):
         options.add_column(column, overflow="fold" if column == "help" else "ellipsis")
@@ -407,7 +437,7 @@ def formats_command(as_json: bool) -> None:
         for side in ("read", "write"):
             for key, text in row[f"{side}_options"].items():
                 options.add_row(row["name"], side, key, escape(text))
-    console.print(options)
+    stdout_console().print(options)
 
 
 @cli.command("batch")
@@ -445,7 +475,7 @@ def batch_command(inputs: tuple[Path, ...], to: str, out: Path, workers: int | N
     if report:
         report.write_text(json.dumps(result.to_dict(), indent=2))
     for source, message in result.failed:
-        errors.print(f"usidbridge: failed: {message if source in message else f'{source}: {message}'}", markup=False, highlight=False, soft_wrap=True)
+        stderr_console().print(f"usidbridge: failed: {message if source in message else f'{source}: {message}'}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(1 if result.failed else 0)
 
 
@@ -457,10 +487,10 @@ def demo(out: Path, fixtures: Path) -> None:
     from .demo import run
 
     result = run(fixtures, out)
-    console.print(result.conversions)
-    console.print(result.fidelity)
+    stdout_console().print(result.conversions)
+    stdout_console().print(result.fidelity)
     for failure in result.failures:
-        errors.print(f"usidbridge: demo: {failure}", markup=False, highlight=False, soft_wrap=True)
+        stderr_console().print(f"usidbridge: demo: {failure}", markup=False, highlight=False, soft_wrap=True)
     sys.exit(1 if result.failures else 0)
 
 

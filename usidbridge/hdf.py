@@ -628,15 +628,15 @@ def remove_stale_partials(folder: str | os.PathLike[str], target: str | None = N
     """
     removed = []
     prefix = f".{target}." if target is not None else "."
-    for entry in map(Path, os.scandir(folder)):  # a folder of thousands of outputs: only names that can be partials are parsed
-        if not entry.name.startswith(prefix) or not entry.name.endswith(".partial"):
-            continue
+    with os.scandir(folder) as entries:  # a folder of thousands of outputs: only names that can be partials are looked at
+        candidates = [entry for entry in entries if entry.name.startswith(prefix) and entry.name.endswith(".partial")]
+    for entry in candidates:
         match = PARTIAL.match(entry.name)
         if not match or not entry.is_dir() or (target is not None and match["target"] != target):
             continue
         if not _process_alive(int(match["pid"])):
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
     return removed
 
 

@@ -1,16 +1,16 @@
 """Run a read in a child process, so that a crash or hang inside a C library (libhdf5, netCDF-C) is contained.
 
 No Python code can catch a segfault or an abort inside libhdf5, and a damaged file can make it
-loop forever. `isolated(function, ...)` runs ``function`` in a fresh Python process (a plain
-subprocess, so it also works inside dask's daemonic workers) and returns its result, re-raises its
-`UsidBridgeError`, or raises `IsolatedFailureError` when the child dies or stays silent for
-`timeout` seconds. Progress reported in the child (`usidbridge.progress`) reaches the parent's
+loop forever. `isolated(function, ...)` runs ``function`` in a child process (a fork of this one
+where that is safe, else a new interpreter, which also works inside dask's daemonic workers) and
+returns its result, re-raises its `UsidBridgeError`, or raises `IsolatedFailureError` when the
+child dies or stays silent for `timeout` seconds. Progress reported in the child (`usidbridge.progress`) reaches the parent's
 listener and counts as a sign of life, so a long conversion that is moving is never cut off.
 
 `Worker` is such a child kept for many calls; `probed` runs a walk of an HDF5 file's structure in
 one long-lived child per process before the file is read in-process, which contains what
 libhdf5 does on damaged metadata (a looping global heap, a crashing B-tree) for the cost of one
-start-up per process and a metadata walk per file.
+start-up per process (a few ms forked, 0.2-0.4 s as a new interpreter) and a metadata walk per file.
 
 Defaults (see the command line): ``ub.read`` and ``convert`` probe HDF5 files (``isolate=False``,
 ``--no-isolate`` skip it); ``validate`` runs whole in a child, since it is meant for third-party
@@ -20,6 +20,8 @@ files; ``convert --isolate`` does too; ``batch`` converts every file in a worker
 from __future__ import annotations
 
 import atexit
+import contextlib
+import faulthandler
 import importlib
 import os
 import pickle
@@ -50,16 +52,18 @@ def heartbeat() -> None:
     _beat()
 
 
-def _serve() -> None:
-    """The child's side: run each (module, name, args, kwargs) read from stdin, report on the original stdout, until stdin ends."""
+def _serve(requests: Any = None, channel: Any = None) -> None:
+    """The child's side: run each (module, name, args, kwargs) read from `requests`, report on
+    `channel`, until `requests` ends. A spawned child reads stdin and reports on the original stdout."""
     global _beat, _in_child
     _in_child = True
-    channel = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # whatever the libraries print must not mix with the messages
+    if channel is None:
+        requests, channel = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)  # whatever the libraries print must not mix with the messages
     _beat = lambda: _send(channel, ("alive",))  # noqa: E731
     while True:
         try:
-            module, name, args, kwargs = pickle.load(sys.stdin.buffer)
+            module, name, args, kwargs = pickle.load(requests)
         except EOFError:
             return
         try:
@@ -74,6 +78,61 @@ def _serve() -> None:
             _send(channel, ("ok", result))
 
 
+class _ForkedChild:
+    """A forked copy of this process serving calls, behind the part of `subprocess.Popen` that
+    `Worker` uses (stdin, stdout, poll, kill, wait).
+
+    It starts in milliseconds, where a new interpreter takes 0.2-0.4 s of imports. Only safe where
+    no other thread can hold a lock the child needs (`can_fork`). The child never returns into the
+    caller's code and ends with ``os._exit``: no atexit handler runs, so it never flushes or closes
+    HDF5 files the parent has open.
+    """
+
+    def __init__(self) -> None:
+        requests_read, requests_write = os.pipe()
+        replies_read, replies_write = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child
+            try:
+                os.close(requests_write)
+                os.close(replies_read)
+                silent = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(silent, 1)  # what the libraries print goes nowhere, as for a spawned child
+                os.dup2(silent, 2)
+                faulthandler.disable()  # it writes to a stream of its own; the parent reports a crash
+                _serve(os.fdopen(requests_read, "rb"), os.fdopen(replies_write, "wb"))
+            finally:
+                os._exit(0)
+        os.close(requests_read)
+        os.close(replies_write)
+        self.stdin = os.fdopen(requests_write, "wb")
+        self.stdout = os.fdopen(replies_read, "rb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+
+def can_fork() -> bool:
+    """True where a forked child is safe: Linux (macOS's system libraries are not fork-safe), and
+    this process runs one thread, so no lock (h5py's, the import lock) can be held by a thread the
+    child lacks."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
+
+
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -85,10 +144,12 @@ def _describe_exit(code: int) -> str:
 
 class Worker:
     """A child Python process that runs calls one after another, paying its start-up (about 0.4 s of
-    imports) once; after a call it could not finish (a crash, a hang) it is dead: start a new one."""
+    imports for a new interpreter, milliseconds for a fork) once; after a call it could not finish
+    (a crash, a hang) it is dead: start a new one."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
+    def __init__(self, fork: bool = False) -> None:
+        """A new interpreter, or with `fork` (where `can_fork`) a forked copy of this process."""
+        self.process: subprocess.Popen | _ForkedChild = _ForkedChild() if fork else subprocess.Popen(
             [sys.executable, "-c", "from usidbridge.isolation import _serve; _serve()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -174,7 +235,7 @@ def probed(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str
         return function(*args)
     with _probe_lock:
         if _probe_worker is None or not _probe_worker.alive:
-            _probe_worker = Worker()
+            _probe_worker = Worker(fork=can_fork())
         try:
             return _probe_worker.call(function, *args, path=path, timeout=timeout or PROBE_TIMEOUT)
         except IsolatedFailureError:
@@ -184,8 +245,9 @@ def probed(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str
 
 
 def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
-    """``function(*args, **kwargs)`` run in a new child process; `path` is the file named when the child dies or hangs."""
-    worker = Worker()
+    """``function(*args, **kwargs)`` run in a new child process (a fork where `can_fork`); `path` is
+    the file named when the child dies or hangs."""
+    worker = Worker(fork=can_fork())
     try:
         return worker.call(function, *args, path=path, timeout=timeout, **kwargs)
     finally:

@@ -176,3 +176,25 @@ def test_the_probe_of_a_single_threaded_process_is_a_fork(tmp_path):
     kind, _seconds = result.stdout.splitlines()[0].split()
     assert kind == "_ForkedChild"
     assert f"contained: {damaged}: timed out" in result.stdout and result.stdout.splitlines()[-1] == "(6, 4)"
+
+
+def test_a_file_walked_before_and_unchanged_is_not_walked_again(tmp_path, monkeypatch):
+    """Reading one file again and again pays the structure walk once; a changed file is walked again."""
+    from usidbridge import isolation
+
+    path = compliant_file(tmp_path / "again.h5")
+    walks = []
+    original = isolation.Worker.call
+
+    def counting(self, function, *args, **kwargs):
+        walks.append(function.__name__)
+        return original(self, function, *args, **kwargs)
+
+    monkeypatch.setattr(isolation.Worker, "call", counting)
+    for _ in range(3):
+        ub.read(path)
+    assert walks.count("touch_structure") == 1
+    time.sleep(0.01)
+    compliant_file(path)  # rewritten: a new modification time
+    ub.read(path)
+    assert walks.count("touch_structure") == 2

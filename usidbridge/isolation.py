@@ -214,6 +214,8 @@ class Worker:
 
 _probe_worker: Worker | None = None
 _probe_lock = threading.Lock()
+_probed: dict[tuple, Any] = {}  # walks that passed, by function and file identity (oldest first)
+PROBED_KEPT = 4096
 
 
 def _stop_probe_worker() -> None:
@@ -226,22 +228,42 @@ def _stop_probe_worker() -> None:
 atexit.register(_stop_probe_worker)
 
 
+def _identity(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """The file's device, inode, size and modification time: the same tuple, the same bytes."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
 def probed(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float | None = None) -> Any:
     """``function(*args)`` in this process's long-lived probe child (started on first use, replaced
     after a failure): a walk of a file's structure before the file is read here, so that a crash or
-    a hang inside a C library on that structure is an `IsolatedFailureError` naming the file."""
+    a hang inside a C library on that structure is an `IsolatedFailureError` naming the file.
+
+    A file already walked by the same function, unchanged since (`_identity`), is not walked again:
+    reading one file again and again in a notebook pays the walk once.
+    """
     global _probe_worker
     if _in_child:  # already contained: a crash here is reported by the parent
         return function(*args)
+    key = (function.__module__, function.__qualname__, args, _identity(path))
     with _probe_lock:
+        if key[-1] is not None and key in _probed:
+            return _probed[key]
         if _probe_worker is None or not _probe_worker.alive:
             _probe_worker = Worker(fork=can_fork())
         try:
-            return _probe_worker.call(function, *args, path=path, timeout=timeout or PROBE_TIMEOUT)
+            result = _probe_worker.call(function, *args, path=path, timeout=timeout or PROBE_TIMEOUT)
         except IsolatedFailureError:
             _probe_worker.close()
             _probe_worker = None
             raise
+        if len(_probed) >= PROBED_KEPT:
+            del _probed[next(iter(_probed))]
+        _probed[key] = result
+        return result
 
 
 def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import struct
-import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -177,8 +176,7 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
         PRECHECKS[plugin["name"]](path)
     module = importlib.import_module(plugin["api"])
     try:
-        with silenced("rsciio"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
+        with silenced("rsciio"):
             try:
                 signals = module.file_reader(str(path), lazy=lazy)
             except NotImplementedError:  # the reader has no lazy mode

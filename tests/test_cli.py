@@ -170,3 +170,37 @@ def test_short_format_names_and_read_only_outputs(tmp_path):
         assert result.returncode == 0, (short, result.stderr)
     assert_one_line_error(run("convert", source, tmp_path / "out.dm3"), ".dm3 files are read-only", "h5usid", "nexus")
     assert_one_line_error(run("convert", source, tmp_path / "out.x", "--to", "dm3"), "read-only", "write one of")
+
+
+QUIET_FILES = ["rosettasciio/dm/EELS_spectrum.dm3", "rosettasciio/tia/16x16-spectrum_image-5x5x1024.emi", "spm/nanonis_sts_grid.3ds", "nexus/simple_signal.nxs", "usid/SingFreqPFM_0003.h5", "spec/EXAFS_Cu.dat", "tiff/test_loading_image_saved_with_imageJ_stack.tif"]
+
+
+def test_no_library_speaks_on_standard_error_without_v(tmp_path, shared_data):
+    """Every command of `--help`, on shared files whose libraries talk (HyperSpy's "signal_type 'EELS'
+    not understood" in colour, RosettaSciIO's and FabIO's warnings): standard error holds only our
+    own lines without -v, and no library's log line reaches standard output; with -v the libraries
+    speak (issue 23)."""
+    from usidbridge.cli import cli
+
+    files = [shared_data / name for name in QUIET_FILES]
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for path in files:
+        (folder / path.name).symlink_to(path)
+    (folder / "16x16-spectrum_image-5x5x1024_1.ser").symlink_to(shared_data / "rosettasciio/tia/16x16-spectrum_image-5x5x1024_1.ser")  # the .emi's data
+    runs = {"batch": run("batch", folder, "--to", "h5usid", "--out", tmp_path / "batch", "--report", tmp_path / "report.json"),
+            "formats": run("formats"), "clean": run("clean", tmp_path), "demo": run("demo", "--out", tmp_path / "demo")}
+    for path in files:
+        runs[f"convert {path.name}"] = run("convert", path, tmp_path / f"{path.stem}.hspy")
+        runs[f"info {path.name}"] = run("info", path)
+    for path in files[:4]:
+        runs[f"validate {path.name}"] = run("validate", path)
+        runs[f"preview {path.name}"] = run("preview", path, "-o", tmp_path / f"{path.stem}.png")
+    runs["roundtrip"] = run("roundtrip", files[0], "--via", "all")
+    assert {name.split()[0] for name in runs} == set(cli.commands), "every command is run here"
+    for name, result in runs.items():
+        foreign = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("usidbridge:")]
+        assert not foreign and "\x1b[" not in result.stderr + result.stdout and "WARNING |" not in result.stdout, (name, result.stderr, result.stdout)
+    assert json.loads((tmp_path / "report.json").read_text())["summary"]["converted"] == len(files) + 1  # the .ser reads on its own too
+    verbose = run("-v", "convert", files[0], tmp_path / "verbose.hspy")
+    assert verbose.returncode == 0 and "signal_type='EELS'" in verbose.stdout + verbose.stderr  # HyperSpy's handler writes to standard output

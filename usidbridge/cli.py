@@ -13,6 +13,7 @@ import importlib.util
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,12 +110,33 @@ def _extra_for(module: str) -> str:
 @click.version_option(__version__, prog_name="usidbridge")
 def cli(debug: bool, verbose: bool) -> None:
     """Move spectroscopy and imaging data between USID/h5USID and other formats, and check USID files."""
+    warnings.showwarning = _show_warning
     if verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("usidbridge: %(message)s"))
         logger = logging.getLogger("usidbridge")
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+        return
+    # What the libraries read through say (HyperSpy's log lines in colour, their warnings) is theirs,
+    # not ours: shown with -v only. Our own warnings stay.
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", module=r"usidbridge(\.|$)")
+
+
+@functools.cache
+def _our_folders() -> tuple[Path, ...]:
+    """Where usidbridge's modules live (the converters may sit apart from the hub in a development install)."""
+    converters = importlib.util.find_spec("usidbridge.converters")
+    return (Path(__file__).resolve().parent, *(Path(folder).resolve() for folder in (converters.submodule_search_locations or []) if converters))
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: str | None = None) -> None:
+    """A warning as one line: ours as ``usidbridge: warning: ...``, a library's (with -v) with its category and place."""
+    ours = any(Path(filename).resolve().is_relative_to(folder) for folder in _our_folders())
+    text = f"usidbridge: warning: {message}" if ours else f"usidbridge: {category.__name__} from {filename}:{lineno}: {message}"
+    stderr_console().print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_json(data: Any) -> None:

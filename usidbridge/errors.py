@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections.abc import Iterator
 from os import PathLike
 
@@ -77,11 +78,19 @@ class NotAGridError(ModelError):
 
 @contextlib.contextmanager
 def silenced(logger_name: str) -> Iterator[None]:
-    """Silence a library's logger while it reads: the error we raise says what is wrong, once."""
+    """Keep a library's log lines and warnings out of the user's output while it reads: the error
+    we raise says what is wrong, once, and "signal_type 'EELS' not understood" is HyperSpy's
+    business, not the user's. Verbose runs (the ``usidbridge`` logger at INFO: ``usidbridge -v``)
+    let the library speak."""
+    if logging.getLogger("usidbridge").isEnabledFor(logging.INFO):
+        yield
+        return
     logger = logging.getLogger(logger_name)
     level = logger.level
     logger.setLevel(logging.CRITICAL + 1)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         logger.setLevel(level)

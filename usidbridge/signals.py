@@ -41,7 +41,6 @@ from __future__ import annotations
 import datetime
 import numbers
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -252,8 +251,7 @@ def as_hyperspy_loads(signal: Mapping[str, Any]) -> dict[str, Any]:
     signal = dict(signal)
     signal["metadata"] = {**signal.get("metadata", {})}
     signal["metadata"]["Signal"] = dict(signal["metadata"].get("Signal", {}))  # as hs.load's load_with_reader
-    with silenced("hyperspy"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    with silenced("hyperspy"):
         return hyperspy_dict(dict2signal(signal, lazy=hasattr(signal["data"], "compute")))
 
 

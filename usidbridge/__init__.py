@@ -19,6 +19,7 @@ from .model import Ancillary, Dataset, Dimension
 from .registry import Format, Profile, formats, register
 from .roundtrip import FidelityReport, roundtrip
 from .rules import validate
+from .visualize import visualize
 
 __all__ = [
     "Ancillary",
@@ -33,6 +34,7 @@ __all__ = [
     "register",
     "roundtrip",
     "validate",
+    "visualize",
     "write",
     "__version__",
 ]

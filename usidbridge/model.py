@@ -559,6 +559,14 @@ class Dataset:
                 raise UnreadableFileError(f"cannot read the data of {self.name} (damaged file?): {error}", (self.source or "").split("::")[0] or None) from None
         return self
 
+    def visualize(self, notebook: bool | None = None) -> Any:
+        """Look at the dataset, as pyUSID's ``USIDataset.visualize``: in a notebook a map with the
+        spectrum under a movable cursor, or a stack with a slider; elsewhere the static preview
+        figure (`usidbridge.visualize.visualize`)."""
+        from .visualize import visualize
+
+        return visualize(self, notebook)
+
     def to_ndarray(self, squeeze: bool = False) -> Any:
         """The N-D form (axes as `dims`): a view for numpy, read once for h5py, lazy for dask.
 

@@ -37,7 +37,8 @@ from .model import Dataset, Dimension
 MAX_DATASETS = 12
 MAX_IMAGE_VALUES = 4_000_000
 PANEL_SIZE = (4.6, 3.6)
-MAX_ASPECT = 8  # square pixels unless the image is longer than this: then it fills its panel
+MAX_ASPECT = 50  # physical aspect ratio unless the image is longer than this (a strip a pixel wide shows nothing)
+PEAK_DOMINANCE = 20  # a line whose maximum exceeds its 95th percentile of magnitudes this many times gets a log scale
 PREFIXES = {-15: "f", -12: "p", -9: "n", -6: "µ", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T"}
 SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 SI_UNITS = ("m", "s", "V", "A", "Hz", "eV", "W", "N", "F", "T", "Pa", "C", "J", "Ω", "Ohm", "S", "g", "rad")
@@ -64,17 +65,17 @@ def natural_units(values: np.ndarray, units: str) -> tuple[float, str]:
     return 10.0**-power, f"×10{str(power).translate(SUPERSCRIPTS)} {units}".rstrip()
 
 
-def _label(name: str, units: str) -> str:
+def labelled(name: str, units: str) -> str:
     return f"{name} ({units})" if units else name
 
 
-def _axis(dim: Dimension, alike: Sequence[Dimension] = ()) -> tuple[np.ndarray, str]:
+def axis_of(dim: Dimension, alike: Sequence[Dimension] = ()) -> tuple[np.ndarray, str]:
     """A dim's values in its natural units (chosen over `alike` dims too, so that both axes of an image share them), and its label."""
     factor, units = natural_units(np.concatenate([dim.values] + [other.values for other in alike]), dim.units)
-    return dim.values * factor, _label(dim.name, units)
+    return dim.values * factor, labelled(dim.name, units)
 
 
-def _numeric(block: np.ndarray) -> np.ndarray:
+def numeric(block: np.ndarray) -> np.ndarray:
     """Numbers to reduce: the first field of compound data, complex kept, everything else float."""
     if block.dtype.fields:
         block = block[block.dtype.names[0]]
@@ -89,7 +90,7 @@ def _rows(dataset: Dataset, columns: slice = slice(None)) -> Any:
         yield start, np.asarray(dataset.data[start : start + step, columns])
 
 
-def _reduce(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+def means(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     """(per position: mean magnitude over the spectrum, or the value itself for single points; mean spectrum), one pass.
 
     The map uses magnitudes so that spectra symmetric about zero (an I-V sweep) do not cancel out;
@@ -102,7 +103,7 @@ def _reduce(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     spectral_sum = np.zeros(spectral, dtype=np.complex128 if dataset.dtype.kind == "c" else np.float64)
     counted = np.zeros(spectral)
     for start, raw in _rows(dataset):
-        block = _numeric(raw)
+        block = numeric(raw)
         finite = np.isfinite(block)
         if compound:
             position_values[start : start + len(raw)] = raw[:, 0]
@@ -147,7 +148,7 @@ def _image(values: np.ndarray, y: Dimension, x: Dimension, title: str, colour_la
         stride = max(1, math.ceil(math.sqrt(values.size / MAX_IMAGE_VALUES)))
         shown = values[::stride, ::stride]
         same_units = x.units == y.units
-        (x_values, x_label), (y_values, y_label) = _axis(x, [y] if same_units else []), _axis(y, [x] if same_units else [])
+        (x_values, x_label), (y_values, y_label) = axis_of(x, [y] if same_units else []), axis_of(y, [x] if same_units else [])
         uniform = x.is_uniform and y.is_uniform
         if uniform:
             half_x = (x_values[1] - x_values[0]) / 2 if x.size > 1 else 0.5
@@ -155,8 +156,7 @@ def _image(values: np.ndarray, y: Dimension, x: Dimension, title: str, colour_la
             extent = [x_values[0] - half_x, x_values[-1] + half_x, y_values[-1] + half_y, y_values[0] - half_y]
         else:
             extent, x_label, y_label = None, f"{x.name} index", f"{y.name} index"
-        width, height = (abs(extent[1] - extent[0]), abs(extent[2] - extent[3])) if extent else (x.size, y.size)
-        aspect = "equal" if equal and same_units and max(width, height) <= MAX_ASPECT * min(width, height) else "auto"
+        aspect = "equal" if equal and square_pixels(x, y) else "auto"
         if shown.dtype.fields:
             axes.imshow(_true_colour(shown), extent=extent, aspect=aspect, interpolation="nearest")
         else:
@@ -164,12 +164,35 @@ def _image(values: np.ndarray, y: Dimension, x: Dimension, title: str, colour_la
             low, high = _limits(shown * factor)
             picture = axes.imshow(shown * factor, extent=extent, aspect=aspect, interpolation="nearest", vmin=low, vmax=high)
             bar = axes.figure.colorbar(picture, ax=axes, shrink=0.85)
-            bar.set_label(_label(_name_of(colour_label), units), fontsize=8)
+            bar.set_label(labelled(_name_of(colour_label), units), fontsize=8)
         axes.set_xlabel(x_label)
         axes.set_ylabel(y_label)
         _finish(axes, title)
 
     return draw
+
+
+def square_pixels(x: Dimension, y: Dimension) -> bool:
+    """Whether an image of `y` × `x` is drawn at its physical aspect ratio: both in the same units
+    (an 11 × 113 µm scan is a strip, not a square), and not longer than `MAX_ASPECT` to one."""
+    if x.units != y.units:
+        return False
+    width, height = (float(np.ptp(dim.values)) + (abs(dim.scale) if dim.is_uniform and dim.size > 1 else 0.0) for dim in (x, y))
+    width, height = width or x.size, height or y.size
+    return max(width, height) <= MAX_ASPECT * min(width, height)
+
+
+def line_scale(values: np.ndarray) -> dict[str, Any]:
+    """The keywords of matplotlib's ``set_yscale`` for a line: linear, or logarithmic for a line
+    dominated by one peak (EDS's zero-loss peak, a Rayleigh line), so that the other peaks show:
+    "log" for positive values, else "symlog", linear within the 95th percentile of magnitudes."""
+    finite = values[np.isfinite(values)] if np.size(values) else np.empty(0)
+    if finite.size < 20:
+        return {"value": "linear"}
+    typical = float(np.percentile(np.abs(finite), 95))
+    if not typical or np.abs(finite).max() <= PEAK_DOMINANCE * typical:
+        return {"value": "linear"}
+    return {"value": "log"} if np.all(finite > 0) else {"value": "symlog", "linthresh": typical}
 
 
 def _finish(axes: Any, title: str) -> None:
@@ -182,12 +205,15 @@ def _finish(axes: Any, title: str) -> None:
 
 def _line(values: np.ndarray, dim: Dimension, title: str, value_label: str) -> Panel:
     def draw(axes: Any) -> None:
-        x_values, x_label = _axis(dim)
+        x_values, x_label = axis_of(dim)
         factor, units = natural_units(values, _units_of(value_label))
         axes.plot(x_values, values * factor, lw=1)
-        axes.ticklabel_format(useOffset=False, axis="both")
+        scale = line_scale(values * factor)
+        axes.set_yscale(**scale)
+        if scale["value"] == "linear":
+            axes.ticklabel_format(useOffset=False, axis="both")
         axes.set_xlabel(x_label)
-        axes.set_ylabel(_label(_name_of(value_label), units))
+        axes.set_ylabel(labelled(_name_of(value_label), units))
         _finish(axes, title)
 
     return draw
@@ -204,10 +230,10 @@ def _name_of(label: str) -> str:
 def _sides(values: np.ndarray, quantity: str, units: str, draw: Callable[[np.ndarray, str, str], Panel]) -> list[Panel]:
     """One panel of real values; two (amplitude, phase) of complex ones."""
     if values.dtype.kind != "c":
-        return [draw(values, _label(quantity, units), quantity)]
+        return [draw(values, labelled(quantity, units), quantity)]
     return [
-        draw(np.abs(values), _label(f"|{quantity}|", units), f"amplitude of {quantity}"),
-        draw(np.angle(values), _label(f"phase of {quantity}", "rad"), f"phase of {quantity}"),
+        draw(np.abs(values), labelled(f"|{quantity}|", units), f"amplitude of {quantity}"),
+        draw(np.angle(values), labelled(f"phase of {quantity}", "rad"), f"phase of {quantity}"),
     ]
 
 
@@ -216,13 +242,13 @@ def _position_by_spectrum(dataset: Dataset, position: Dimension, spectral: Dimen
     faster = math.prod(dim.size for dim in dataset.spec.dims[dataset.spec.dims.index(spectral) + 1 :])
     plane = np.empty((dataset.shape[0], spectral.size), dtype=np.complex128 if dataset.dtype.kind == "c" else np.float64)
     for start, raw in _rows(dataset, slice(None, spectral.size * faster, faster)):
-        plane[start : start + len(raw)] = _numeric(raw)
+        plane[start : start + len(raw)] = numeric(raw)
     return plane
 
 
 def _non_grid(dataset: Dataset, quantity: str, units: str) -> list[Panel]:
-    position_values, _ = _reduce(dataset)
-    magnitude = np.abs(_numeric(position_values))
+    position_values, _ = means(dataset)
+    magnitude = np.abs(numeric(position_values))
     table, labels = dataset.pos.values, dataset.pos.labels
     (x_factor, x_units), (y_factor, y_units) = (natural_units(table[:, column], dataset.pos.units[column]) for column in (-1, -2 % table.shape[1]))
     factor, shown_units = natural_units(magnitude, units)
@@ -230,13 +256,13 @@ def _non_grid(dataset: Dataset, quantity: str, units: str) -> list[Panel]:
     def draw(axes: Any) -> None:
         if table.shape[1] >= 2:
             picture = axes.scatter(table[:, -1] * x_factor, table[:, -2] * y_factor, c=magnitude * factor, s=12)
-            axes.figure.colorbar(picture, ax=axes, shrink=0.85).set_label(_label(f"|{quantity}|", shown_units), fontsize=8)
-            axes.set_ylabel(_label(labels[-2], y_units))
+            axes.figure.colorbar(picture, ax=axes, shrink=0.85).set_label(labelled(f"|{quantity}|", shown_units), fontsize=8)
+            axes.set_ylabel(labelled(labels[-2], y_units))
         else:
             axes.plot(table[:, 0] * x_factor, magnitude * factor, ".")
-            axes.set_ylabel(_label(f"|{quantity}|", shown_units))
-        axes.set_xlabel(_label(labels[-1], x_units))
-        axes.set_title(f"{_label(quantity, units)}, non-grid positions", fontsize=9)
+            axes.set_ylabel(labelled(f"|{quantity}|", shown_units))
+        axes.set_xlabel(labelled(labels[-1], x_units))
+        axes.set_title(f"{labelled(quantity, units)}, non-grid positions", fontsize=9)
 
     return [draw]
 
@@ -250,10 +276,10 @@ def panels(dataset: Dataset) -> list[Panel]:
         return _non_grid(dataset, quantity, units)
     pos = [dim for dim in dataset.pos.dims if dim.size > 1]
     spec = [dim for dim in dataset.spec.dims if dim.size > 1]
-    position_values, spectral_mean = _reduce(dataset)
+    position_values, spectral_mean = means(dataset)
     position_map = position_values.reshape(dataset.pos.shape)
     spectrum = spectral_mean.reshape(dataset.spec.shape)
-    magnitude = _label(f"mean |{quantity}|", units)
+    magnitude = labelled(f"mean |{quantity}|", units)
 
     def image(values: np.ndarray, y: Dimension, x: Dimension, equal: bool) -> Callable[[np.ndarray, str, str], Panel]:
         return lambda data, label, title: _image(data, y, x, title, label, equal)
@@ -270,7 +296,7 @@ def panels(dataset: Dataset) -> list[Panel]:
         return _sides(_first_index(position_map, dataset.pos.dims, pos), quantity, units, line(pos[0]))
     if not spec:
         value = position_values[0]
-        return [lambda axes: (axes.text(0.5, 0.5, f"{_label(quantity, units)} = {value}", ha="center", va="center", transform=axes.transAxes), axes.set_axis_off())]
+        return [lambda axes: (axes.text(0.5, 0.5, f"{labelled(quantity, units)} = {value}", ha="center", va="center", transform=axes.transAxes), axes.set_axis_off())]
     mean = f"mean {quantity}" if dataset.shape[0] > 1 else quantity
     if len(spec) == 1:
         spectral_panels = _sides(_first_index(spectrum, dataset.spec.dims, spec), mean, units, line(spec[0]))

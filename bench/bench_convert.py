@@ -151,6 +151,53 @@ def fixed_costs(folder: Path, rounds: int) -> list[str]:
     return rows
 
 
+def _wall(command: list[str]) -> float:
+    """Seconds of a fresh process, timed from outside: interpreter start-up and exit included."""
+    started = time.perf_counter()
+    subprocess.run(command, capture_output=True, env=child_env(), check=True)
+    return time.perf_counter() - started
+
+
+def command_lines(folder: Path, rounds: int, files: dict[str, Path] | None = None) -> list[str]:
+    """Rows of ``usidbridge convert`` as a user runs it (a fresh process, timed from outside): 1 MiB
+    files of several formats against a process importing h5py and numpy, and, when `files` holds
+    the map as netCDF and NeXus, their conversion against a fresh process doing the raw block copy."""
+    import fabio
+    import tifffile
+
+    import usidbridge as ub
+
+    image = np.random.default_rng(0).integers(0, 60000, (512, 1024)).astype(np.uint16)
+    tifffile.imwrite(folder / "one.tif", image)
+    fabio.edfimage.EdfImage(data=image).write(str(folder / "one.edf"))
+    ub.write(ub.Dataset.from_ndarray(image, [ub.Dimension("Y", "m", 512), ub.Dimension("X", "m", 1024)]), folder / "one.h5")
+    usidbridge = [sys.executable, "-m", "usidbridge", "convert"]
+    commands = {"Python importing h5py and numpy (baseline)": [sys.executable, "-c", "import h5py, numpy"]}
+    commands.update({f"usidbridge convert of a 1 MiB {suffix} to h5USID": [*usidbridge, str(folder / f"one{suffix}"), str(folder / "out.h5"), "--overwrite"] for suffix in (".tif", ".edf", ".h5")})
+    pairs = {}
+    for kind, name in (("netcdf", "Current"), ("nexus", "entry/Current/data")):
+        if files and kind in files:
+            raw = "import h5py\n" + RAW_COPY_ND.format(source=str(files[kind]), target=str(folder / "raw_copy.h5"), name=name)
+            pairs[kind] = (f"usidbridge convert of the {files[kind].suffix} map to h5USID", f"raw block copy of the {files[kind].suffix} map")
+            commands[pairs[kind][0]] = [*usidbridge, str(files[kind]), str(folder / "big.h5"), "--overwrite"]
+            commands[pairs[kind][1]] = [sys.executable, "-c", raw]
+    seconds: dict[str, list[float]] = {name: [] for name in commands}
+    for round_number in range(rounds + 1):  # the first round writes the bytecode caches
+        for name in commands if round_number % 2 == 0 else reversed(commands):
+            elapsed = _wall(commands[name])
+            if round_number:
+                seconds[name].append(elapsed)
+    base = min(seconds["Python importing h5py and numpy (baseline)"])
+    rows = ["| command line, fresh process | best (s) | median (s) | against |", "|---|---|---|---|"]
+    for name, values in seconds.items():
+        against = f"{min(values) - base:+.3f} s above the baseline"
+        for ours, raw in pairs.values():
+            if name == ours:
+                against = f"{min(values) / min(seconds[raw]):.2f}x the raw copy; {min(values) - min(seconds[raw]):+.2f} s"
+        rows.append(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} | {against} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mib", type=int, nargs="+", default=[1024])
@@ -159,6 +206,7 @@ def main() -> None:
     parser.add_argument("--record", action="store_true")
     arguments = parser.parse_args()
     warm_memory()
+    commands: list[str] | None = None
     rows = ["| data | work | best / best baseline | per-round ratio: median (range) | ours, best (s) | baseline | peak anonymous MiB | peak / data |", "|---|---|---|---|---|---|---|---|"]
     for mib in arguments.mib:
         with tempfile.TemporaryDirectory(dir=SCRATCH) as folder_name:
@@ -179,6 +227,8 @@ def main() -> None:
                     if round_number >= 0:
                         times[name].append(seconds)
                     peaks[name] = max(peaks[name], anon)
+            if "netcdf" in files or "nexus" in files:
+                commands = command_lines(folder, arguments.rounds, files)
             data_mib = shape[0] * shape[1] * 4 / 2**20
             for name, (baselines, _setup, _work) in plan.items():
                 for baseline in baselines:
@@ -189,7 +239,9 @@ def main() -> None:
                     )
     with tempfile.TemporaryDirectory(dir=SCRATCH) as folder_name:
         fixed = fixed_costs(Path(folder_name), arguments.rounds)
-    table, fixed_table = "\n".join(rows), "\n".join(fixed)
+        if commands is None:
+            commands = command_lines(Path(folder_name), arguments.rounds)
+    table, fixed_table = "\n".join(rows), "\n".join(fixed) + "\n\n" + "\n".join(commands)
     print(table + "\n\n" + fixed_table)
     if arguments.record:
         sizes = " and ".join(f"{mib} MiB" for mib in arguments.mib)
@@ -197,7 +249,7 @@ def main() -> None:
         record(
             section,
             f"Measured by `bench/bench_convert.py` on {time.strftime('%Y-%m-%d')} at {sizes}: a warm-up round, then {arguments.rounds} rounds in alternating order, "
-            f"files on tmpfs. Each step runs in a process that has imported every format's libraries; the second table gives what the imports cost a fresh process.\n\n{table}\n\n{fixed_table}",
+            f"files on tmpfs. Each step runs in a process that has imported every format's libraries; the second table gives what the imports cost a fresh process, the third `usidbridge convert` run as a user runs it.\n\n{table}\n\n{fixed_table}",
         )
 
 

@@ -191,20 +191,29 @@ def main_name(group: h5py.Group, name: str) -> str:
     return candidate
 
 
-def create_main(group: h5py.Group, dataset: Dataset, compression: str | None = "none") -> h5py.Dataset:
+def create_main(group: h5py.Group, dataset: Dataset, compression: str | None = "none", view: tuple[str, tuple[int, ...]] | None = None) -> h5py.Dataset:
     """Create the Main dataset (contiguous, or compressed in chunks of whole positions) and copy the data into it.
 
+    With `view` (an HDF5 path in this file and its N-D shape, of as many values in C order), the Main
+    dataset is instead a virtual dataset over the whole of that one: the data is stored once, N-D,
+    by the caller (dual NeXus files), and read through the Main dataset by any HDF5 reader.
     A name `main_name` had to change is kept in the ``usidbridge_name`` attribute, and read back from it.
     """
     name = main_name(group, dataset.name)
-    main = group.create_dataset(
-        name,
-        shape=dataset.shape,
-        dtype=dataset.dtype,
-        chunks=row_chunks(dataset.shape, dataset.dtype.itemsize, compression),
-        compression=compression_filter(compression),
-    )
-    copy_rows(main, dataset.data)
+    if view is not None:
+        source_path, source_shape = view
+        layout = h5py.VirtualLayout(shape=dataset.shape, dtype=dataset.dtype)
+        layout[...] = h5py.VirtualSource(".", source_path, shape=source_shape, dtype=dataset.dtype)
+        main = group.create_virtual_dataset(name, layout)
+    else:
+        main = group.create_dataset(
+            name,
+            shape=dataset.shape,
+            dtype=dataset.dtype,
+            chunks=row_chunks(dataset.shape, dataset.dtype.itemsize, compression),
+            compression=compression_filter(compression),
+        )
+        copy_rows(main, dataset.data)
     if name != dataset.name:
         write_attr(main, NAME_ATTR, dataset.name)
     return main
@@ -245,8 +254,13 @@ def _shared(group: h5py.Group, kind: str, members: list[tuple[Dataset, h5py.Grou
     return written
 
 
-def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
-    """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement."""
+def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = "none", views: Sequence[tuple[str, tuple[int, ...]]] | None = None) -> None:
+    """Write datasets as /Measurement_NNN/Channel_NNN; same positions → same measurement.
+
+    `views` (one per dataset, in the order given) makes each Main dataset a view of an N-D dataset
+    the caller writes afterwards (`create_main`).
+    """
+    view_of = {id(dataset): view for dataset, view in zip(datasets, views)} if views is not None else {}
     measurements = group_by_positions(datasets)
     with new_hdf5(path) as file:
         root_attributes: dict[str, Any] = {}
@@ -264,7 +278,7 @@ def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None 
                 if extra:
                     write_tree(channel.create_group(METADATA_GROUP), extra)
                 channels.append((dataset, channel))
-            mains = [create_main(channel, dataset, compression) for dataset, channel in channels]
+            mains = [create_main(channel, dataset, compression, view_of.get(id(dataset))) for dataset, channel in channels]
             positions = _shared(measurement, "Position", channels, "pos", compression)
             spectra = _shared(measurement, "Spectroscopic", channels, "spec", compression)
             for index, main in enumerate(mains):
@@ -383,8 +397,9 @@ class H5USIDFormat(Format):
             warnings.warn(f"{path}: skipped {problem}", stacklevel=2)
         return datasets
 
-    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "none") -> None:
-        write_file(datasets, path, compression=compression)
+    def write(self, datasets: Sequence[Dataset], path: Path, compression: str | None = "none", views: Sequence[tuple[str, tuple[int, ...]]] | None = None) -> None:
+        """`views` is for writers of dual files (NeXus), not a user option: see `write_file`."""
+        write_file(datasets, path, compression=compression, views=views)
 
 
 FORMAT = H5USIDFormat()

@@ -29,9 +29,10 @@ Non-grid positions are written as one position axis "position" with one auxiliar
 label (``LABEL_indices = 0``) and the USID index table ``usidbridge_position_indices`` beside them.
 Axes keep their stored order: descending and non-uniform axes come back as written.
 
-With ``dual=True`` the file is h5USID (written by the registered h5usid format) and NeXus at once:
-each Main dataset is the signal of an NXdata through an HDF5 soft link, so the data is stored once
-and the USID validator, which follows hard links only, still finds it in its Channel group.
+With ``dual=True`` the file is h5USID (written by the registered h5usid format) and NeXus at once,
+with the data stored once: each NXdata holds its signal N-D, as a plain NeXus export does, and the
+Main dataset in its Channel group is an HDF5 virtual dataset over the whole of it (2-D, the same
+values in the same C order), which pyUSID and any HDF5 reader read as a plain dataset.
 Files are read and written with h5py (lazy reads, object references); nexusformat is the peer the
 tests check our files with.
 """
@@ -52,9 +53,8 @@ from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.hdf import COMPRESSION_HELP, LIBVER, attribute, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
-from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, group_by_positions, placeholder_axes, restore_placeholders, unique_per_side
+from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, placeholder_axes, restore_placeholders, unique_per_side
 from usidbridge.registry import Format, Profile
-from usidbridge.rules import main_candidates
 
 SPECTROSCOPIC_ATTR = "usidbridge_spectroscopic"
 PLACEHOLDERS_ATTR = "usidbridge_placeholders"
@@ -62,6 +62,7 @@ POSITION_INDICES = "usidbridge_position_indices"
 METADATA_COLLECTION = "usidbridge_metadata"
 ORIGINAL_NAME = "usidbridge_name"
 LAYOUT_KEY = "nexus"
+ENTRY = "entry"  # the NXentry this writer makes
 NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -271,33 +272,32 @@ def _write_axis(group: h5py.Group, name: str, dim: Dimension) -> None:
     axis.attrs["long_name"] = f"{dim.name} ({dim.units})" if dim.units else dim.name
 
 
-def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Dataset | None = None, compression: str | None = None) -> h5py.Group:
-    """One NXdata for `dataset`; its signal is written N-D, or linked when `signal` is given (2-D, dual files)."""
+def _signal_layout(dataset: Dataset) -> tuple[list[Dimension | None], tuple[int, ...], list[int]]:
+    """The NXdata signal's axes (None: the position axis of non-grid positions), its shape, and the
+    USID placeholder axes it drops (`placeholder_axes`)."""
+    if not dataset.is_grid:  # non-grid positions: one position axis, the spectroscopic axes as they are
+        spectral = list(dataset.spec.dims) if dataset.spec.is_grid else [Dimension("spectral_index", "", dataset.spec.size)]
+        return [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral)), []
+    dropped = placeholder_axes(dataset)
+    dims: list[Dimension | None] = [dim for axis, dim in enumerate(dataset.dims) if axis not in dropped]
+    return dims, tuple(dim.size for dim in dims if dim is not None), dropped
+
+
+def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, compression: str | None = None) -> h5py.Group:
+    """One NXdata for `dataset`, its signal written N-D (`_signal_layout`)."""
     group = entry.create_group(name, track_order=True)
     group.attrs["NX_class"] = "NXdata"
     group.attrs["signal"] = "data"
     taken = {"data", "errors", POSITION_INDICES, METADATA_COLLECTION}
-    if signal is not None:
-        group["data"] = h5py.SoftLink(signal.name)
-    spectral = list(dataset.spec.dims) if dataset.spec.is_grid else [Dimension("spectral_index", "", dataset.spec.size)]
-    dropped_positions = 0
-    if signal is not None:  # dual file: the 2-D Main dataset is the signal
-        dims, shape = [None, spectral[0] if len(spectral) == 1 else None], dataset.shape
-    elif dataset.is_grid:
-        dropped = placeholder_axes(dataset)
-        dropped_positions = sum(1 for axis in dropped if axis < len(dataset.pos.dims))
-        dims = [dim for axis, dim in enumerate(dataset.dims) if axis not in dropped]
-        shape = tuple(dim.size for dim in dims)
-        if dropped:
-            group.attrs[PLACEHOLDERS_ATTR] = json.dumps(describe_placeholders(dataset, dropped))
-    else:  # non-grid positions: one position axis, the spectroscopic axes as they are
-        dims, shape = [None, *spectral], (dataset.pos.size, *(dim.size for dim in spectral))
-    if signal is None:
-        compression = compression if int(np.prod(shape)) > 1 else None
-        data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=row_chunks(shape, dataset.dtype.itemsize, compression), compression=compression_filter(compression))
-        copy_nd(data, dataset.data)
-        data.attrs["units"] = dataset.units
-        data.attrs["long_name"] = dataset.quantity
+    dims, shape, dropped = _signal_layout(dataset)
+    dropped_positions = sum(1 for axis in dropped if axis < len(dataset.pos.dims))
+    if dropped:
+        group.attrs[PLACEHOLDERS_ATTR] = json.dumps(describe_placeholders(dataset, dropped))
+    compression = compression if int(np.prod(shape)) > 1 else None
+    data = group.create_dataset("data", shape=shape, dtype=dataset.dtype, chunks=row_chunks(shape, dataset.dtype.itemsize, compression), compression=compression_filter(compression))
+    copy_nd(data, dataset.data)
+    data.attrs["units"] = dataset.units
+    data.attrs["long_name"] = dataset.quantity
     axes = []
     for axis, dim in enumerate(dims):
         if dim is None:
@@ -324,7 +324,7 @@ def write_nxdata(entry: h5py.Group, name: str, dataset: Dataset, signal: h5py.Da
     spectral_axes = axes[positions:]
     group.attrs[SPECTROSCOPIC_ATTR] = np.array([name.encode() for name in spectral_axes if name != "."] or [b""])
     interpretation = _interpretation(positions, len(spectral_axes))
-    if interpretation and signal is None:  # NeXus reads it on the signal, HyperSpy on the group
+    if interpretation:  # NeXus reads it on the signal, HyperSpy on the group
         group.attrs["interpretation"] = data.attrs["interpretation"] = interpretation
     extra = {key: value for key, value in dataset.metadata.items() if key not in (LAYOUT_KEY, "h5usid")}
     if extra:
@@ -341,7 +341,7 @@ def _interpretation(positions: int, spectral: int) -> str | None:
     return "spectrum" if positions == 1 else "image" if positions >= 2 else None
 
 
-def _entry(file: h5py.File, name: str = "entry") -> h5py.Group:
+def _entry(file: h5py.File, name: str = ENTRY) -> h5py.Group:
     entry = file.create_group(name, track_order=True)
     entry.attrs["NX_class"] = "NXentry"
     file.attrs["default"] = name
@@ -361,17 +361,17 @@ def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None 
 
 
 def write_dual(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
-    """h5USID written by the registered h5usid format, then NXdata groups linking its Main datasets."""
-    registry.get("h5usid").write(datasets, path, compression=compression)
-    in_file_order = [dataset for members in group_by_positions(datasets) for dataset in members]  # h5usid's layout order
+    """h5USID written by the registered h5usid format, whose Main datasets are views (HDF5 virtual
+    datasets) of the N-D signals of NXdata groups written after it: the data stored once."""
+    taken: set[str] = set()
+    names = [_safe(dataset.quantity, taken) for dataset in datasets]
+    views = [(f"/{ENTRY}/{name}/data", _signal_layout(dataset)[1]) for name, dataset in zip(names, datasets)]
+    registry.get("h5usid").write(datasets, path, compression=compression, views=views)
     with h5py.File(path, "r+", libver=LIBVER) as file:
-        mains = sorted(main_candidates(file), key=lambda main: main.name)
         entry = _entry(file)
-        taken: set[str] = set()
-        for dataset, main in zip(in_file_order, mains):
-            main.attrs["long_name"] = dataset.quantity
-            write_nxdata(entry, _safe(dataset.quantity, taken), dataset, signal=main)
-        entry.attrs["default"] = next(iter(entry))
+        for name, dataset in zip(names, datasets):
+            write_nxdata(entry, name, dataset, compression=compression)
+        entry.attrs["default"] = names[0]
 
 
 class NexusFormat(Format):

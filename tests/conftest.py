@@ -28,6 +28,12 @@ if not hasattr(np, "product"):  # pyUSID 0.0.12 calls np.product / np.cumproduct
 REQUIRE_ALL = os.environ.get("USIDBRIDGE_REQUIRE_ALL") == "1"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def fixture_files() -> list[Path]:
+    """The data files of `FIXTURES`: not its Python package files, nor the __pycache__ folder an
+    import of the package leaves there where Python writes bytecode."""
+    return sorted(path for path in FIXTURES.iterdir() if path.is_file() and path.suffix not in (".py", ".md"))
 def need(module: str):
     """Import a peer library; skip without it, or fail when every dependency is required."""
     if REQUIRE_ALL:

@@ -130,7 +130,7 @@ def plain_hdf5(folder: Path) -> Seed:
 def seeds(folder: Path) -> list[Seed]:
     """Every seed, in a fixed order: real files, fixtures, then our own files (written into `folder`)."""
     found = [Seed(_format_of(path), path) for path in sorted(SHARED.rglob("*")) if path.is_file() and path.suffix.lower() not in (".md", ".ser")]
-    found += [Seed(_format_of(path), path) for path in sorted(FIXTURES.iterdir()) if path.suffix not in (".py",)]
+    found += [Seed(_format_of(path), path) for path in sorted(FIXTURES.iterdir()) if path.is_file() and path.suffix not in (".py", ".md")]  # not the __pycache__ an import leaves
     found += _our_files(folder)
     found.append(plain_hdf5(folder))
     return [seed for seed in found if seed.format != "other"]

@@ -13,7 +13,7 @@ import usidbridge as ub
 from usidbridge import progress
 from usidbridge.batch import batch, targets
 
-from conftest import FIXTURES, need
+from conftest import FIXTURES, fixture_files, need
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +24,8 @@ def distributed():
 def inputs_with_a_bad_one(tmp_path):
     folder = tmp_path / "inputs"
     folder.mkdir()
-    for path in FIXTURES.iterdir():
-        if path.suffix not in (".py", ".md"):
-            shutil.copy(path, folder / path.name)
+    for path in fixture_files():
+        shutil.copy(path, folder / path.name)
     (folder / "broken.spec").write_text("#S 1 ascan x 0 1 2 1\n#L x  I\n0 1\n0.5 oops\n")
     return folder
 

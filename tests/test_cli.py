@@ -6,7 +6,7 @@ import sys
 
 import h5py
 
-from conftest import FIXTURES
+from conftest import fixture_files
 from test_rules import broken_file
 from usid_files import compliant_file
 
@@ -89,7 +89,7 @@ def test_demo_converts_validates_previews_exports_and_round_trips(tmp_path):
     result = run("demo", "--out", tmp_path / "demo")
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "demo"
-    stems = sorted(path.stem for path in FIXTURES.iterdir() if path.suffix not in (".py", ".md"))
+    stems = sorted(path.stem for path in fixture_files())
     assert sorted(path.stem for path in out.glob("*.h5")) == stems and sorted(path.stem for path in out.glob("*.png")) == stems
     for stem in stems:
         exported = {path.suffix for path in (out / "exports" / stem).iterdir()}

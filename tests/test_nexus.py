@@ -135,26 +135,60 @@ def test_round_trip_is_exact(tmp_path, dataset):
 
 
 def test_dual_file_is_usid_and_nexus(shared_data, tmp_path, usid):
+    """A dual file holds the same N-D NXdata as a plain NeXus export (a 49 × 6 × 1024 map stays
+    N-D, issue 23), and each Main dataset is a virtual view of that signal: the data is stored
+    once, pyUSID reads the Main datasets as plain ones, and the file survives being renamed."""
     nx = need("nexusformat.nexus")
     source = ub.read(shared_data / "usid" / "SingFreqPFM_0003.h5") + ub.read(shared_data / "usid" / "AFM_Force_Curve.h5")
-    out = ub.write(source, tmp_path / "dual.h5", format="nexus", dual=True)
-    report = ub.validate(out)
+    dual = ub.write(source, tmp_path / "dual.h5", format="nexus", dual=True)
+    plain = ub.write(source, tmp_path / "plain.nxs")
+    report = ub.validate(dual)
     assert report.ok and not report.warnings and len(report.main_datasets) == 5
-    with h5py.File(out, "r") as file:
-        assert all(usid.hdf_utils.check_if_main(main) for main in usid.hdf_utils.get_all_main(file))
-        for group in file["entry"].values():
-            link = group.get("data", getlink=True)
-            assert isinstance(link, h5py.SoftLink) and link.path.startswith("/Measurement_")  # the Main dataset: stored once
-            assert usid.hdf_utils.check_if_main(file[link.path])
-    root = nx.nxload(str(out))
-    assert root.plottable_data.nxsignal.shape == (16384, 1)
-    as_nexus = ub.read(out, format="nexus")
-    as_usid = ub.read(out, format="h5usid")
+    with h5py.File(dual, "r") as file, h5py.File(plain, "r") as reference:
+        assert sorted(file["entry"]) == sorted(reference["entry"])
+        for name, group in reference["entry"].items():
+            assert file["entry"][name]["data"].shape == group["data"].shape and not file["entry"][name]["data"].is_virtual
+            assert np.array_equal(file["entry"][name]["data"][()], group["data"][()])
+            assert file["entry"][name].attrs.keys() == group.attrs.keys()
+        mains = sorted(usid.hdf_utils.get_all_main(file), key=lambda main: main.attrs["quantity"])
+        assert len(mains) == 5 and all(main.is_virtual and usid.hdf_utils.check_if_main(main) for main in mains)
+        for main, mine in zip(mains, sorted(source, key=lambda d: d.quantity)):
+            assert np.array_equal(usid.USIDataset(main)[()], np.asarray(mine.data))
+        stored = sum(dataset.id.get_storage_size() for dataset in _datasets(file))
+    with h5py.File(plain, "r") as reference:
+        assert stored < 1.5 * sum(dataset.id.get_storage_size() for dataset in _datasets(reference)) + 2**20  # the data once, plus USID's tables
+    root = nx.nxload(str(dual))
+    assert root.plottable_data.nxsignal.shape == nx.nxload(str(plain)).plottable_data.nxsignal.shape
+    renamed = dual.rename(tmp_path / "moved.h5")
+    as_nexus, as_usid = ub.read(renamed, format="nexus"), ub.read(renamed, format="h5usid")
     assert len(as_nexus) == len(as_usid) == 5
-    for mine, theirs in zip(sorted(as_nexus, key=lambda d: d.quantity), sorted(source, key=lambda d: d.quantity)):
-        assert mine.pos.same_as(theirs.pos) and np.array_equal(mine.data, theirs.data)
+    for nexus_side, usid_side, theirs in zip(*(sorted(datasets, key=lambda d: d.quantity) for datasets in (as_nexus, as_usid, source))):
+        assert nexus_side.pos.same_as(theirs.pos) and np.array_equal(nexus_side.to_ndarray(), theirs.to_ndarray())
+        assert usid_side.pos.same_as(theirs.pos) and np.array_equal(usid_side.to_ndarray(), theirs.to_ndarray())
     result = run("convert", shared_data / "usid" / "AFM_Force_Curve.h5", tmp_path / "cli_dual.h5", "--to", "nexus", "-w", "dual=true")
     assert result.returncode == 0 and ub.validate(tmp_path / "cli_dual.h5").ok
+
+
+def test_a_dual_spectrum_image_is_n_dimensional_for_hyperspy(shared_data, tmp_path):
+    """The issue's case: the DM spectrum image (49 × 6 positions × 1024 channels) exported dual is
+    read by HyperSpy as the same (6, 49|1024) signal as the plain NeXus export."""
+    hs = need("hyperspy.api")
+    source = ub.read(shared_data / "rosettasciio/dm/EELS_spectrum_image.dm3")
+    dual = ub.write(source, tmp_path / "si_dual.nxs", format="nexus", dual=True)
+    plain = ub.write(source, tmp_path / "si.nxs")
+    with h5py.File(dual, "r") as file:
+        (group,) = file["entry"].values()
+        assert group["data"].shape == (49, 6, 1024)
+    mine, theirs = hs.load(dual), hs.load(plain)
+    mine, theirs = (signal[0] if isinstance(signal, list) else signal for signal in (mine, theirs))
+    assert mine.axes_manager.shape == theirs.axes_manager.shape == (6, 49, 1024)
+    assert np.array_equal(mine.data, theirs.data)
+
+
+def _datasets(file: h5py.File) -> list[h5py.Dataset]:
+    found: list[h5py.Dataset] = []
+    file.visititems(lambda _name, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
 
 
 def test_hdf5_without_nxdata(tmp_path):

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 import usidbridge as ub
 from usidbridge.preview import figure, natural_units, preview
 
-from conftest import FIXTURES, need
+from conftest import FIXTURES, fixture_files, need
 from strategies import datasets
 
 
@@ -121,9 +121,7 @@ def test_spectral_images_per_position(shared_data):
 def test_preview_writes_a_png_for_every_fixture(tmp_path):
     import matplotlib.image
 
-    for path in sorted(FIXTURES.iterdir()):
-        if path.suffix in (".py", ".md") or path.name.startswith("__"):
-            continue
+    for path in fixture_files():
         out = preview(ub.read(path, lazy=True), tmp_path / f"{path.stem}.png")
         picture = matplotlib.image.imread(out)
         assert picture.ndim == 3 and picture.shape[0] > 100 and np.ptp(picture) > 0

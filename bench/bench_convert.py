@@ -34,7 +34,9 @@ from results import record  # noqa: E402
 TIMED = "\nimport time\n{setup}\n_bench_started = time.perf_counter()\n{work}\nprint(time.perf_counter() - _bench_started, peak_anon[0])"
 # Every step's process imports what any step uses, and what dask (distributed) and xarray (pint) import on
 # first use: what imports cost is measured once, by `fixed_costs`.
-IMPORTS = "import h5py, numpy as np, usidbridge as ub, xarray, netCDF4, dask.array, distributed, pint"
+# The structure probe's child is started too (`usidbridge.isolation.probed`): once per process, a
+# fork or, in a process running threads (as these, with their memory sampler), a new interpreter.
+IMPORTS = "import h5py, numpy as np, usidbridge as ub, xarray, netCDF4, dask.array, distributed, pint\nub.isolation.probed(len, '', path='.')"
 # HyperSpy imports its reader machinery (hyperspy.io), its signal classes and its compute helpers on first
 # use: an import cost like the others, paid here on a tiny signal so that the step times the load and the compute alone.
 HYPERSPY_IMPORTS = "\nimport hyperspy.api as hs\nfrom usidbridge.converters import hyperspy as converter\nhs.load\nhs.signals.Signal1D(np.zeros((2, 2))).as_lazy().compute(show_progressbar=False)"

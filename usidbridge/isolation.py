@@ -4,8 +4,9 @@ No Python code can catch a segfault or an abort inside libhdf5, and a damaged fi
 loop forever. `isolated(function, ...)` runs ``function`` in a child process (a fork of this one
 where that is safe, else a new interpreter, which also works inside dask's daemonic workers) and
 returns its result, re-raises its `UsidBridgeError`, or raises `IsolatedFailureError` when the
-child dies or stays silent for `timeout` seconds. Progress reported in the child (`usidbridge.progress`) reaches the parent's
-listener and counts as a sign of life, so a long conversion that is moving is never cut off.
+child dies or stays silent for `timeout` seconds. Progress reported in the child
+(`usidbridge.progress`) reaches the parent's listener and counts as a sign of life, so a long
+conversion that is moving is never cut off.
 
 `Worker` is such a child kept for many calls; `probed` runs a walk of an HDF5 file's structure in
 one long-lived child per process before the file is read in-process, which contains what

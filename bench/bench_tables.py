@@ -1,0 +1,77 @@
+"""USID's ancillary tables: writing an image's Position tables against h5py writing two ready arrays.
+
+A 1024 × 1024 image has 1,048,576 positions; its Position_Indices (uint32) and Position_Values
+(float32 where lossless) hold 16 bytes per pixel. Ours builds them from the two dims and writes
+them (`usidbridge.converters.h5usid._write_ancillary`, as every h5USID write does); the baseline is
+h5py writing two arrays of the same shapes and dtypes that are already in memory. Both write into
+a new file each time; pairs are called in turn, and the figure is the median of the per-pair ratios.
+
+Run with ``python bench/bench_tables.py --record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from results import record  # noqa: E402
+
+
+def main() -> None:
+    import usidbridge as ub
+    from usidbridge.converters.h5usid import _write_ancillary
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--side", type=int, default=1024)
+    parser.add_argument("--pairs", type=int, default=30)
+    parser.add_argument("--dir", default="/dev/shm")
+    parser.add_argument("--record", action="store_true")
+    arguments = parser.parse_args()
+    side = arguments.side
+    positions = ub.Ancillary([ub.Dimension("Y", "m", np.arange(side) * 1e-9), ub.Dimension("X", "m", np.arange(side) * 1e-9)])
+    indices, values = positions.rows(0, positions.size, positions.values_dtype)
+
+    def ours(path: Path) -> None:
+        with h5py.File(path, "w") as file:
+            _write_ancillary(file, "Position", positions)
+
+    def baseline(path: Path) -> None:
+        with h5py.File(path, "w") as file:
+            file.create_dataset("Position_Indices", data=indices)
+            file.create_dataset("Position_Values", data=values)
+
+    times: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(dir=arguments.dir) as name:
+        folder = Path(name)
+        ours(folder / "warm.h5"), baseline(folder / "warm.h5")
+        for number in range(arguments.pairs):
+            pair = {}
+            for label, function in (("ours", ours), ("baseline", baseline)) if number % 2 == 0 else (("baseline", baseline), ("ours", ours)):
+                path = folder / f"{label}_{number}.h5"
+                started = time.perf_counter()
+                function(path)
+                pair[label] = time.perf_counter() - started
+                path.unlink()
+            times.append((pair["ours"], pair["baseline"]))
+    ratios = sorted(mine / theirs for mine, theirs in times)
+    quartiles = statistics.quantiles(ratios, n=4)
+    lines = [f"Measured by `bench/bench_tables.py` on {time.strftime('%Y-%m-%d')}: the Position tables of a {side} × {side} image ({indices.dtype} indices, {values.dtype} values, {(indices.nbytes + values.nbytes) / 2**20:.0f} MiB in all), {arguments.pairs} pairs in turn, new files in {arguments.dir}.", "",
+             "| work | median (ms) | ratio to the baseline: median | quartiles |", "|---|---|---|---|",
+             f"| h5py writing the two arrays, already in memory (baseline) | {statistics.median(t[1] for t in times) * 1e3:.1f} | 1.00 | |",
+             f"| usidbridge: build from the dims and write | {statistics.median(t[0] for t in times) * 1e3:.1f} | {statistics.median(ratios):.2f} | {quartiles[0]:.2f}–{quartiles[2]:.2f} |"]
+    print("\n".join(lines))
+    if arguments.record:
+        record("Ancillary tables (bench/bench_tables.py)", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

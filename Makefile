@@ -31,6 +31,9 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_writers.py --record
 	$(BIN)/python bench/bench_convert.py --record
 	$(BIN)/python bench/bench_spec.py --record
+	$(BIN)/python bench/bench_small_reads.py --record
+	$(BIN)/python bench/bench_tables.py --record
+	$(BIN)/python bench/bench_many_files.py --files 600 --rounds 3 --dir /dev/shm --record
 
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py --per-format 2000 --record

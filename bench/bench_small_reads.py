@@ -18,7 +18,6 @@ Run with ``python bench/bench_small_reads.py --record``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -29,6 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from machine import in_turn, ratio_row  # noqa: E402
 from results import record  # noqa: E402
 
 FRAME = (256, 256)  # float32 frames of 256 KiB
@@ -122,18 +122,7 @@ def main() -> None:
         for mebibytes in (16, 64):
             paths = make(Path(name), mebibytes)
             for work, (ours, raw) in steps(paths, mebibytes * 4).items():
-                ours(), raw()
-                times: list[tuple[float, float]] = []
-                for number in range(arguments.pairs):
-                    pair = []
-                    for function in ((ours, raw) if number % 2 == 0 else (raw, ours)):
-                        started = time.perf_counter()
-                        function()
-                        pair.append(time.perf_counter() - started)
-                    times.append((pair[0], pair[1]) if number % 2 == 0 else (pair[1], pair[0]))
-                ratios = sorted(mine / theirs for mine, theirs in times)
-                quartiles = statistics.quantiles(ratios, n=4)
-                lines.append(f"| {mebibytes} MiB | {work} | {statistics.median(t[0] for t in times) * 1e3:.1f} | {statistics.median(t[1] for t in times) * 1e3:.1f} | {statistics.median(ratios):.2f} | {quartiles[0]:.2f}–{quartiles[2]:.2f} |")
+                lines.append(f"| {mebibytes} MiB | {work} | {ratio_row(in_turn(ours, raw, arguments.pairs))} |")
                 print(lines[-1], flush=True)
     if arguments.record:
         record("Small reads (bench/bench_small_reads.py)", "\n".join(lines))

@@ -12,7 +12,6 @@ Run with ``python bench/bench_tables.py --record``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from machine import in_turn, ratio_row  # noqa: E402
 from results import record  # noqa: E402
 
 
@@ -40,34 +40,24 @@ def main() -> None:
     positions = ub.Ancillary([ub.Dimension("Y", "m", np.arange(side) * 1e-9), ub.Dimension("X", "m", np.arange(side) * 1e-9)])
     indices, values = positions.rows(0, positions.size, positions.values_dtype)
 
-    def ours(path: Path) -> None:
-        with h5py.File(path, "w") as file:
-            _write_ancillary(file, "Position", positions)
-
-    def baseline(path: Path) -> None:
-        with h5py.File(path, "w") as file:
-            file.create_dataset("Position_Indices", data=indices)
-            file.create_dataset("Position_Values", data=values)
-
-    times: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(dir=arguments.dir) as name:
-        folder = Path(name)
-        ours(folder / "warm.h5"), baseline(folder / "warm.h5")
-        for number in range(arguments.pairs):
-            pair = {}
-            for label, function in (("ours", ours), ("baseline", baseline)) if number % 2 == 0 else (("baseline", baseline), ("ours", ours)):
-                path = folder / f"{label}_{number}.h5"
-                started = time.perf_counter()
-                function(path)
-                pair[label] = time.perf_counter() - started
-                path.unlink()
-            times.append((pair["ours"], pair["baseline"]))
-    ratios = sorted(mine / theirs for mine, theirs in times)
-    quartiles = statistics.quantiles(ratios, n=4)
+        path = Path(name) / "tables.h5"  # removed after each call: on tmpfs, rewriting one file would reuse its pages
+
+        def ours() -> None:
+            with h5py.File(path, "w") as file:
+                _write_ancillary(file, "Position", positions)
+            path.unlink()
+
+        def baseline() -> None:
+            with h5py.File(path, "w") as file:
+                file.create_dataset("Position_Indices", data=indices)
+                file.create_dataset("Position_Values", data=values)
+            path.unlink()
+
+        times = in_turn(ours, baseline, arguments.pairs)
     lines = [f"Measured by `bench/bench_tables.py` on {time.strftime('%Y-%m-%d')}: the Position tables of a {side} × {side} image ({indices.dtype} indices, {values.dtype} values, {(indices.nbytes + values.nbytes) / 2**20:.0f} MiB in all), {arguments.pairs} pairs in turn, new files in {arguments.dir}.", "",
-             "| work | median (ms) | ratio to the baseline: median | quartiles |", "|---|---|---|---|",
-             f"| h5py writing the two arrays, already in memory (baseline) | {statistics.median(t[1] for t in times) * 1e3:.1f} | 1.00 | |",
-             f"| usidbridge: build from the dims and write | {statistics.median(t[0] for t in times) * 1e3:.1f} | {statistics.median(ratios):.2f} | {quartiles[0]:.2f}–{quartiles[2]:.2f} |"]
+             "| work | ours, median (ms) | baseline, median (ms) | ratio: median | quartiles |", "|---|---|---|---|---|",
+             f"| usidbridge building the tables from the dims and writing them, against h5py writing the two arrays already in memory | {ratio_row(times)} |"]
     print("\n".join(lines))
     if arguments.record:
         record("Ancillary tables (bench/bench_tables.py)", "\n".join(lines))

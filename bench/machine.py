@@ -8,6 +8,7 @@ available memory once (in a child process, which gives it back) before a benchma
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -61,3 +62,26 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
+
+
+def in_turn(ours: Callable[[], object], baseline: Callable[[], object], pairs: int) -> list[tuple[float, float]]:
+    """(ours, baseline) seconds of `pairs` calls of each in turn, the order alternating from pair to
+    pair, after one warm-up call of each: both meet the machine's swings alike, so the ratio of a
+    pair cancels them out."""
+    ours(), baseline()
+    times = []
+    for number in range(pairs):
+        seconds = {}
+        for function in (ours, baseline) if number % 2 == 0 else (baseline, ours):
+            started = time.perf_counter()
+            function()
+            seconds[function] = time.perf_counter() - started
+        times.append((seconds[ours], seconds[baseline]))
+    return times
+
+
+def ratio_row(times: list[tuple[float, float]]) -> str:
+    """Markdown cells: ours and the baseline (median ms), the median of the per-pair ratios, and their quartiles."""
+    ratios = sorted(mine / theirs for mine, theirs in times)
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return f"{statistics.median(t[0] for t in times) * 1e3:.1f} | {statistics.median(t[1] for t in times) * 1e3:.1f} | {statistics.median(ratios):.2f} | {low:.2f}–{high:.2f}"

@@ -350,28 +350,33 @@ def _entry(file: h5py.File, name: str = ENTRY) -> h5py.Group:
     return entry
 
 
+def _entry_names(datasets: Sequence[Dataset]) -> list[str]:
+    """The NXdata group name of each dataset: its quantity, made an HDF5/NeXus name and distinct."""
+    taken: set[str] = set()
+    return [_safe(dataset.quantity, taken) for dataset in datasets]
+
+
+def _write_entry(file: h5py.File, datasets: Sequence[Dataset], compression: str | None) -> None:
+    """The NXentry with one NXdata per dataset (`_entry_names`), the first the default."""
+    entry = _entry(file)
+    names = _entry_names(datasets)
+    for name, dataset in zip(names, datasets):
+        write_nxdata(entry, name, dataset, compression=compression)
+    entry.attrs["default"] = names[0]
+
+
 def write_file(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
     with new_hdf5(path, track_order=True) as file:
-        entry = _entry(file)
-        taken: set[str] = set()
-        for dataset in datasets:
-            name = _safe(dataset.quantity, taken)
-            write_nxdata(entry, name, dataset, compression=compression)
-        entry.attrs["default"] = next(iter(entry))
+        _write_entry(file, datasets, compression)
 
 
 def write_dual(datasets: Sequence[Dataset], path: Path, compression: str | None = None) -> None:
     """h5USID written by the registered h5usid format, whose Main datasets are views (HDF5 virtual
-    datasets) of the N-D signals of NXdata groups written after it: the data stored once."""
-    taken: set[str] = set()
-    names = [_safe(dataset.quantity, taken) for dataset in datasets]
-    views = [(f"/{ENTRY}/{name}/data", _signal_layout(dataset)[1]) for name, dataset in zip(names, datasets)]
+    datasets) of the N-D signals of the NXdata groups written after it: the data stored once."""
+    views = [(f"/{ENTRY}/{name}/data", _signal_layout(dataset)[1]) for name, dataset in zip(_entry_names(datasets), datasets)]
     registry.get("h5usid").write(datasets, path, compression=compression, views=views)
     with h5py.File(path, "r+", libver=LIBVER) as file:
-        entry = _entry(file)
-        for name, dataset in zip(names, datasets):
-            write_nxdata(entry, name, dataset, compression=compression)
-        entry.attrs["default"] = names[0]
+        _write_entry(file, datasets, compression)
 
 
 class NexusFormat(Format):

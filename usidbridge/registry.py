@@ -253,16 +253,11 @@ def get(name: str) -> Format:
     format = _REGISTRY.get(key)
     if format is None:
         _discover(plugins=True)  # a plugin's name, or an extension
-        format = _REGISTRY.get(key) or _claiming(f".{key}")
+        claiming = [candidate for candidate in _REGISTRY.values() if f".{key}" in candidate.extensions]
+        format = _REGISTRY.get(key) or next((candidate for candidate in claiming if candidate.can_write), claiming[0] if claiming else None)
     if format is None:
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}")
     return format
-
-
-def _claiming(suffix: str) -> Format | None:
-    """The first writable format claiming the extension `suffix`, else the first that reads it."""
-    claiming = [candidate for candidate in _REGISTRY.values() if suffix in candidate.extensions]
-    return next((candidate for candidate in claiming if candidate.can_write), claiming[0] if claiming else None)
 
 
 def writable_names() -> str:

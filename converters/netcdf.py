@@ -21,6 +21,8 @@ one variable per field (``usid_compound``)          compound data, reassembled f
 
 A spectroscopic dim whose name is also a position dim is renamed ``<name>_spectroscopic`` in
 xarray (dims must be unique there) and keeps its name in the coordinate attr ``usid_name``.
+Files are read as xarray decodes them (CF scaling, masking, times). A netCDF-4 file in which xarray would decode
+nothing is read with h5netcdf and h5py alone, to the same Datasets without importing xarray and pandas.
 The xarray engine ``usid`` (``xr.open_dataset("file.h5", engine="usid")``) opens h5USID files
 lazily: only the ancillary datasets are read at open, the Main data stays in the file (dask).
 """
@@ -408,66 +410,141 @@ def _in_row_blocks(opened: Any, skip: Collection[str] = ()) -> Any:
 # RuntimeError, ValueError when no engine recognises the file or a CF attribute cannot be decoded, and
 # what Python raises on the damaged values the engines pass on.
 XARRAY_FAILURES = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError, OverflowError, NotImplementedError)
-CF_ENCODINGS = ("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max", "valid_range")
+# Attributes xarray decodes (CF masking and scaling, times, strings, booleans, coordinates) or we do (`_decode`, non-grid
+# positions): a variable with none of them, of a number type and without a fill value other than a float NaN, is given
+# by xarray exactly as the file stores it.
+DECODED_ATTRIBUTES = (
+    *("scale_factor", "add_offset", "missing_value", "valid_min", "valid_max", "valid_range", "_Unsigned", "_Encoding", "dtype", "calendar", "coordinates"),
+    *(COMPLEX, COMPOUND, NON_GRID),
+)
+TIME_UNITS = frozenset({"days", "hours", "minutes", "seconds", "milliseconds", "microseconds", "nanoseconds"})
+# What h5netcdf raises for HDF5 files it will not list as netCDF-4 (phony dims, odd attribute types, damage): xarray then
+# reads them with netCDF-C, which is more lenient, or says why it cannot.
+H5NETCDF_FAILURES = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError, UnicodeError)
 
 
-def _direct_variables(path: Path, opened: Any, spectroscopic: Sequence[str] | int | None) -> dict[str, Any]:
-    """Data variables of a netCDF-4 file that h5py reads as they are, by name: their HDF5 datasets.
+class _Variable:
+    """A netCDF-4 variable as h5netcdf lists it, with what `from_dataarray` reads of an xarray DataArray:
+    ``name``, ``dims``, ``attrs``, ``shape``, ``data`` (its h5py dataset) and the ``coords`` of its dims."""
 
-    A variable qualifies when what xarray decodes is exactly what the file stores (same shape and
-    dtype, no CF scaling or masking beyond a NaN fill of floats) and its axes need no moving
-    (spectroscopic dims last). Those are then read by blocks of rows straight from the file
-    (`usidbridge.lazy.FlatRows`): no dask, no netCDF-C. Others, and netCDF-3 files, are read through xarray.
-    """
+    def __init__(self, name: str, listed: Any, data: Any) -> None:
+        self.name, self.dims, self.shape, self.dtype, self.data = name, tuple(listed.dimensions), tuple(data.shape), data.dtype, data
+        self.ndim = len(self.shape)
+        self.attrs = {key: _as_netcdf_c(value) for key, value in listed.attrs.items() if key != "_FillValue"}  # xarray moves the fill to the encoding
+        self.stored_as_read = _stored_as_read(self.dtype, listed.attrs)
+        self.coords: dict[str, _Variable] = {}
+
+    @property
+    def values(self) -> np.ndarray:
+        return np.asarray(self.data[()])
+
+
+def _as_netcdf_c(value: Any) -> Any:
+    """An attribute value as netCDF-C gives it to xarray: h5netcdf leaves text of one character, and empty text, as bytes.
+    (Text with a NUL byte inside ends at the NUL, as HDF5 reads it; netCDF-C drops the NUL and keeps the rest.)"""
+    return value.decode("utf-8", errors="replace").replace("\x00", "") if isinstance(value, bytes) else value
+
+
+def _stored_as_read(dtype: Any, attrs: Mapping[str, Any]) -> bool:
+    """Whether xarray gives a variable of this type and these attributes exactly as the file stores it (`DECODED_ATTRIBUTES`)."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf" or any(key in attrs for key in DECODED_ATTRIBUTES):
+        return False
+    units = attrs.get("units")
+    if isinstance(units, str) and ("since" in units or units.strip() in TIME_UNITS):
+        return False
+    fill = np.asarray(attrs.get("_FillValue", np.nan))
+    return dtype.kind == "f" and fill.dtype.kind == "f" and fill.size == 1 and bool(np.isnan(fill).all()) if "_FillValue" in attrs else True
+
+
+def _listed_variables(path: Path) -> tuple[Any, dict[str, _Variable]] | None:
+    """The open h5py file and the root variables of a netCDF-4 file, as h5netcdf lists them (none for netCDF-3,
+    or when h5netcdf will not list the file): read without xarray, pandas or netCDF-C."""
+    import h5netcdf
     import h5py
 
     with open(path, "rb") as handle:
         if not has_hdf5_signature(handle.read(2048)):
-            return {}
+            return None
     file = h5py.File(path, "r")
-    found = {}
-    for name, variable in opened.data_vars.items():
-        stored = file.get(str(name))
-        encoding, attrs = variable.encoding, variable.attrs
-        fill = encoding.get("_FillValue")
-        if not isinstance(stored, h5py.Dataset) or stored.shape != variable.shape or stored.dtype != variable.dtype or variable.ndim == 0:
-            continue
-        if any(key in encoding or key in attrs for key in CF_ENCODINGS) or COMPLEX in attrs or COMPOUND in attrs or NON_GRID in attrs:
-            continue
-        if fill is not None and not (variable.dtype.kind == "f" and isinstance(fill, (float, np.floating)) and np.isnan(fill)):
-            continue
-        spectral = _spectroscopic_axes(variable, spectroscopic)
-        if spectral == list(range(variable.ndim - len(spectral), variable.ndim)):
-            found[str(name)] = stored
-    if not found:
-        file.close()  # else it stays open for the lazy datasets that read from it
-    return found
+    try:
+        listing = h5netcdf.File(file, "r")
+        variables = {str(name): _Variable(str(name), listed, file[str(name)]) for name, listed in listing.variables.items()}
+    except H5NETCDF_FAILURES:
+        file.close()
+        return None
+    for variable in variables.values():
+        variable.coords = {dim: variables[dim] for dim in variable.dims if dim in variables and variables[dim].dims == (dim,)}
+    return file, variables
+
+
+def _without_xarray(variables: Mapping[str, _Variable]) -> bool:
+    """Whether every variable is `stored_as_read` and every variable named like a dim is that dim's coordinate:
+    then the Datasets are what `from_xarray` makes of the file, built without xarray."""
+    dims = {dim for variable in variables.values() for dim in variable.dims}
+    return all(variable.stored_as_read and (name not in dims or variable.dims == (name,)) for name, variable in variables.items())
+
+
+def _direct(variable: _Variable, spectroscopic: Sequence[str] | int | None) -> bool:
+    """Whether a lazy read takes this variable from its HDF5 dataset in blocks of rows (`usidbridge.lazy.FlatRows`),
+    no dask, no netCDF-C: stored as read, not a scalar, and its spectroscopic dims last (no axes to move)."""
+    spectral = _spectroscopic_axes(variable, spectroscopic)
+    return variable.stored_as_read and variable.ndim > 0 and spectral == list(range(variable.ndim - len(spectral), variable.ndim))
 
 
 def read_file(path: Path, lazy: bool = False, engine: str | None = None, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
+    """The data variables of a netCDF file. A netCDF-4 file whose variables xarray would give as stored
+    (`_without_xarray`) is read with h5netcdf and h5py alone: importing xarray and pandas costs a fresh
+    process 0.4 s. Other files, and any given `engine`, go through xarray's decoding."""
+    _refuse_link_cycles(path)
+    with damaged_hdf5(path, "netCDF"):
+        file, variables = _listed_variables(path) or (None, {})
+    reads_file = False
+    try:
+        with damaged_hdf5(path, "netCDF"):
+            if engine is None and variables and _without_xarray(variables):
+                datasets, reads_file = _read_listed(path, variables, lazy, spectroscopic), lazy
+            else:
+                datasets, reads_file = _read_by_xarray(path, variables, lazy, engine, spectroscopic)
+    except ModelError as error:
+        raise UnreadableFileError(error.message, path) from None
+    finally:
+        if file is not None and not reads_file:
+            file.close()
+    if not datasets:
+        raise UnreadableFileError("no data variable with a dimension in this netCDF file", path)
+    return datasets
+
+
+def _read_listed(path: Path, variables: Mapping[str, _Variable], lazy: bool, spectroscopic: Sequence[str] | int | None) -> list[Dataset]:
+    """What `from_xarray` makes of the file, from h5netcdf's listing (see `_without_xarray`): the data
+    variables (not a dim's coordinate, not a scalar) in the file's order."""
+    datasets = []
+    for name, variable in variables.items():
+        if variable.ndim and variable.dims != (name,):
+            data = FileArray(require_backed(variable.data, path))
+            datasets.append(from_dataarray(variable, spectroscopic, f"{path}::{name}", data if lazy else data[()]))
+    return datasets
+
+
+def _read_by_xarray(path: Path, variables: Mapping[str, _Variable], lazy: bool, engine: str | None, spectroscopic: Sequence[str] | int | None) -> tuple[list[Dataset], bool]:
+    """The Datasets of the file opened by xarray, and whether they read from the open h5py file: lazily, the
+    variables in `variables` that are `_direct` are read from it, the others by dask through xarray."""
     import xarray
 
-    _refuse_link_cycles(path)
     try:
         with silenced("h5py"):
             opened = xarray.open_dataset(path, engine=engine, create_default_indexes=False)  # coordinates are read as values: no pandas indexes (nor pint, which building them imports)
     except XARRAY_FAILURES as error:
         raise UnreadableFileError(f"not a netCDF file xarray can open ({type(error).__name__}: {error})", path) from None
-    try:
-        with damaged_hdf5(path, "netCDF"):
-            stored = {}
-            if lazy:
-                stored = {name: FileArray(require_backed(variable, path)) for name, variable in _direct_variables(path, opened, spectroscopic).items()}
-                opened = _in_row_blocks(opened, skip=stored)
-            else:
-                opened = opened.load()
-                opened.close()
-            datasets = from_xarray(opened, spectroscopic, source=str(path), stored=stored)
-    except ModelError as error:
-        raise UnreadableFileError(error.message, path) from None
-    if not datasets:
-        raise UnreadableFileError("no data variable with a dimension in this netCDF file", path)
-    return datasets
+    stored = {}
+    if lazy:
+        direct = [name for name, variable in variables.items() if name in opened.data_vars and opened[name].shape == variable.shape and _direct(variable, spectroscopic)]
+        stored = {name: FileArray(require_backed(variables[name].data, path)) for name in direct}
+        opened = _in_row_blocks(opened, skip=stored)
+    else:
+        opened = opened.load()
+        opened.close()
+    return from_xarray(opened, spectroscopic, source=str(path), stored=stored), bool(stored)
 
 
 def touch_netcdf(path: str) -> int:

@@ -1,8 +1,12 @@
 """NetCDF / xarray: files written by xarray and netCDF4 themselves, our files in plain xarray, the 'usid' engine."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import usidbridge as ub
 from usidbridge.lazy import FlatRows
@@ -199,3 +203,115 @@ def test_variables_are_named_after_their_dataset_and_placeholders_come_back(xr, 
     assert combined["Z_forward"].dims == ("Y", "X") and combined["Current"].dims == ("Bias",)
     for dataset, back in zip([forward, backward, spectrum], ub.read(ub.write([forward, backward, spectrum], tmp_path / "named.nc"))):
         assert_exact_round_trip(back, dataset)
+
+
+NETCDF_DIMS = ("y", "x", "energy")
+NETCDF_TYPES = st.sampled_from(["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"])
+NETCDF_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=6)
+NETCDF_ATTRIBUTES = st.dictionaries(
+    st.sampled_from(["units", "long_name", "quantity", "comment", "gain", "a", "b_2"]),
+    st.one_of(
+        st.tuples(st.just("char"), NETCDF_TEXT),
+        st.tuples(st.just("string"), st.one_of(NETCDF_TEXT, st.lists(NETCDF_TEXT, min_size=1, max_size=3))),
+        st.tuples(st.just("number"), st.tuples(NETCDF_TYPES, st.integers(1, 3), st.integers(0, 100))),
+    ),
+    max_size=3,
+)
+# An attribute of ours, and attributes that make xarray decode a variable (True): files with those are read through xarray
+SPECIAL = st.sampled_from([None, None, None, None, None, None, (("usid_spectroscopic", '["x"]'), False), (("units", "days since 2000-01-01"), True), (("scale_factor", 0.5), True), (("units", "seconds"), True)])
+
+
+def _set_attributes(variable, attributes) -> None:
+    for key, (kind, value) in attributes.items():
+        if kind == "char":
+            variable.setncattr(key, value)
+        elif kind == "string":
+            variable.setncattr_string(key, value)
+        else:
+            dtype, count, start = value
+            variable.setncattr(key, np.arange(start, start + count).astype(dtype))
+
+
+@st.composite
+def netcdf4_files(draw):
+    """The layout of a netCDF-4 file as the netCDF4 library writes it: dims, coordinate variables for
+    some, data variables of any number type over some dims in any order, attributes of every kind."""
+    sizes = {dim: draw(st.integers(1, 3)) for dim in NETCDF_DIMS}
+    coordinates = {dim: (draw(st.sampled_from(["f4", "f8", "i4"])), draw(NETCDF_ATTRIBUTES), draw(SPECIAL)) for dim in NETCDF_DIMS if draw(st.booleans())}
+    variables = {}
+    for number in range(draw(st.integers(1, 3))):
+        dims = tuple(draw(st.permutations(NETCDF_DIMS))[: draw(st.integers(0, 3))])
+        dtype = draw(NETCDF_TYPES)
+        fill = np.nan if dtype.startswith("f") and draw(st.booleans()) else None
+        variables[f"v{number}"] = (dims, dtype, fill, draw(NETCDF_ATTRIBUTES), draw(SPECIAL))
+    return sizes, coordinates, variables
+
+
+def _write_netcdf4(path, layout) -> None:
+    netCDF4 = need("netCDF4")
+    sizes, coordinates, variables = layout
+    with netCDF4.Dataset(path, "w") as file:
+        for dim, size in sizes.items():
+            file.createDimension(dim, size)
+        for name, (dtype, attributes, special) in coordinates.items():
+            variable = file.createVariable(name, dtype, (name,))
+            variable[:] = np.linspace(0.5, 3.5, sizes[name]).astype(dtype)
+            _set_attributes(variable, attributes)
+            if special:
+                variable.setncattr(*special[0])
+        for name, (dims, dtype, fill, attributes, special) in variables.items():
+            variable = file.createVariable(name, dtype, dims, fill_value=fill)
+            shape = tuple(sizes[dim] for dim in dims)
+            variable[...] = (np.arange(int(np.prod(shape))) % 100).astype(dtype).reshape(shape)
+            _set_attributes(variable, attributes)
+            if special:
+                variable.setncattr(*special[0])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(layout=netcdf4_files(), lazy=st.booleans())
+def test_netcdf4_files_read_without_xarray_as_through_xarray(tmp_path_factory, layout, lazy):
+    """A netCDF-4 file xarray would give as stored is read with h5netcdf alone: the Datasets are the same as
+    xarray's (engine netCDF4), data, dtype, dims, units, names and metadata; files xarray decodes go through it."""
+    path = tmp_path_factory.mktemp("nc") / "layout.nc"
+    _write_netcdf4(path, layout)
+    file, variables = netcdf._listed_variables(path)
+    decoded = any(entry[-1] and entry[-1][1] for group in layout[1:] for entry in group.values())
+    assert netcdf._without_xarray(variables) == (not decoded)
+    file.close()
+    try:
+        through_xarray = netcdf.read_file(path, lazy=lazy, engine="netcdf4")
+    except ub.errors.UnreadableFileError:
+        event("no data variable with a dim")
+        with pytest.raises(ub.errors.UnreadableFileError):
+            netcdf.read_file(path, lazy=lazy)
+        return
+    event("read through xarray" if decoded else "read without xarray")
+    read = netcdf.read_file(path, lazy=lazy)
+    assert [dataset.source for dataset in read] == [dataset.source for dataset in through_xarray]
+    for mine, theirs in zip(read, through_xarray):
+        assert (mine.name, mine.quantity, mine.units, mine.dtype) == (theirs.name, theirs.quantity, theirs.units, theirs.dtype)
+        assert mine.pos.same_as(theirs.pos) and mine.spec.same_as(theirs.spec)
+        assert np.array_equal(np.asarray(mine.data), np.asarray(theirs.data), equal_nan=mine.dtype.kind == "f")
+        assert same_metadata(mine.metadata, theirs.metadata), (mine.metadata, theirs.metadata)
+
+
+def test_plain_netcdf4_file_converts_without_xarray(xr, tmp_path):
+    """Importing xarray (and pandas) costs a fresh process 0.4 s: a netCDF-4 file it would read as stored
+    converts without it, lazily and eagerly; a file with a time coordinate still goes through xarray."""
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    plain = xr.DataArray(data, dims=("y", "x", "energy"), coords={"energy": ("energy", [1.0, 2.0, 3.0, 4.0], {"units": "eV"})}, name="counts")
+    plain.to_netcdf(tmp_path / "plain.nc")
+    plain.assign_coords(y=("y", np.array(["2026-01-01", "2026-01-02"], dtype="datetime64[ns]"))).to_netcdf(tmp_path / "times.nc")
+    script = (
+        "import sys, usidbridge as ub\n"
+        "for path, lazy in ((sys.argv[1], True), (sys.argv[1], False), (sys.argv[2], True)):\n"
+        "    dataset = ub.read(path, lazy=lazy)[0]\n"
+        "    ub.write(dataset, path + f'.{lazy}.h5')\n"
+        "    print(sorted({name.split('.')[0] for name in sys.modules} & {'xarray', 'pandas', 'dask'}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "plain.nc"), str(tmp_path / "times.nc")], capture_output=True, text=True, check=True)
+    assert result.stdout.split("\n")[:3] == ["[]", "[]", "['dask', 'pandas', 'xarray']"]
+    for lazy in (True, False):
+        (back,) = ub.read(tmp_path / f"plain.nc.{lazy}.h5")
+        assert np.array_equal(back.to_ndarray(), data) and back.spec.dims[0].units == "eV" and back.quantity == "counts"

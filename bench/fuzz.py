@@ -1,6 +1,6 @@
 """Fuzz every reader: mutants per format, outcomes per format, into bench/RESULTS.md.
 
-    python bench/fuzz.py [--per-format 2000] [--timeout 20] [--start 0] [--record]
+    python bench/fuzz.py [--per-format 2000] [--timeout 20] [--start 0] [--formats F ...] [--seeds DIR ...] [--record]
 
 Each crash or hang is run once more through `usidbridge.isolation.isolated` (what ``validate``,
 ``convert --isolate`` and ``batch`` do) and must come back as one clean error naming the file.
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--formats", nargs="*", default=(), help="only the seeds of these formats (nanonis, ntmdt, …)")
     parser.add_argument("--modes", nargs="*", default=MODES, choices=MODES, help="read each mutant lazily, eagerly, or both (default)")
+    parser.add_argument("--seeds", nargs="*", type=Path, default=(), help="folders of more seed files (your instrument's), fuzzed as the format they are detected as")
     parser.add_argument("--record", action="store_true", help="write the table to bench/RESULTS.md")
     arguments = parser.parse_args()
     escaped, severe, isolated_ok = [], [], 0
@@ -55,7 +56,7 @@ def main() -> None:
             isolated_ok += contained(path, arguments.timeout / 2)
 
     started = time.monotonic()
-    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result, arguments.formats, arguments.modes)
+    table = fuzz(arguments.per_format, arguments.timeout, arguments.start, on_result, arguments.formats, arguments.modes, arguments.seeds)
     elapsed = time.monotonic() - started
     header = "| format, mode | reads | " + " | ".join(OUTCOMES) + " |"
     lines = [header, "|---" * (len(OUTCOMES) + 2) + "|"]

@@ -25,6 +25,11 @@ first navigation axis, energy loss, the signal; ``squeeze``; an RGB ``transpose`
 ``Signal.quantity``) from the original metadata. So HyperSpy is this gateway's dependency too.
 HDF5 containers other than EMD (Tofwerk, Delmic, Arina) share the ``.h5`` extension with h5USID and
 plain HDF5, so they are read only when asked for with ``--from rosettasciio -r reader=NAME``.
+
+Damaged files: the containers whose sizes a reader trusts are checked first (``PRECHECKS``: Renishaw's
+blocks, MRC's header against the file, Bruker's SFS chunks and file tree). A Bruker .bcf's hypermap is
+then decoded by compiled code that trusts the pixel stream, so it is read in a child process
+(`RosettaSciIOFormat.decodes_natively`), where a crash is an error naming the file.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
 from usidbridge.hdf import has_hdf5_signature, refuse_unbacked
 from usidbridge.model import Dataset
@@ -44,13 +51,14 @@ from usidbridge.registry import Format, Profile
 from usidbridge.signals import as_hyperspy_loads, dataset_from_signal
 
 NATIVE = frozenset({"USID", "NeXus", "HSPY", "ZSPY", "netCDF", "TIFF", "numpy", "Image"})
+SFS_MAGIC = b"AAMVHFSS"  # a Bruker .bcf: an SFS container
 PREFERRED = {".mrc": "MRC"}  # MRCZ also reads .mrc; plain MRC is what a .mrc file is
 HDF5_CONTAINERS = {".emd": "EMD"}
 SIGNATURES: dict[str, Callable[[bytes, str], bool]] = {  # reader: (first bytes, extension) → the file is its own
     "DigitalMicrograph": lambda head, suffix: head[:4] in (b"\x00\x00\x00\x03", b"\x00\x00\x00\x04") and suffix in (".dm3", ".dm4"),
     "Renishaw": lambda head, suffix: head[:4] == b"WDF1",
     "MSA": lambda head, suffix: head.lstrip(b"\xef\xbb\xbf \t\r\n").upper().startswith(b"#FORMAT"),
-    "Bruker": lambda head, suffix: b"<TRTSpectrum" in head[:512] or head[:8] == b"AAMVHFSS",
+    "Bruker": lambda head, suffix: b"<TRTSpectrum" in head[:512] or head[:8] == SFS_MAGIC,
     "TIA": lambda head, suffix: head[:4] == b"II\x97\x01",
     "MRC": lambda head, suffix: head[208:212] in (b"MAP ", b"MAP\x00"),
     "Blockfile": lambda head, suffix: head[:12] == b"IMGBLOCKFILE",
@@ -61,8 +69,9 @@ AUTO_EXCLUDED = (".h5", ".hdf5", ".xml", ".csv")  # shared with other formats an
 # What RosettaSciIO's readers raise when a file is not what they expect (they parse with struct,
 # numpy, xml and h5py and check little themselves).
 # SyntaxError: the XML parsers' errors on malformed metadata (xml.etree's ParseError, lxml's XMLSyntaxError);
-# NameError: UnboundLocalError on a branch malformed input takes; LookupError: an XML declaration naming an unknown encoding
-READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, SyntaxError, UnicodeDecodeError, LookupError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration)
+# NameError: UnboundLocalError on a branch malformed input takes; LookupError: an XML declaration naming an unknown encoding;
+# OverflowError: a date or size in a header beyond what Python can hold (a Bruker header's date)
+READER_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, SyntaxError, UnicodeDecodeError, LookupError, zlib.error, NotImplementedError, AssertionError, RuntimeError, NameError, StopIteration, OverflowError)
 
 
 def _own_errors(api: str) -> tuple[type[Exception], ...]:
@@ -163,7 +172,76 @@ def _check_mrc(path: Path) -> None:
         raise UnreadableFileError(f"the MRC header declares {columns} × {rows} × {sections} values of mode {mode}: {needed} bytes; the file has {path.stat().st_size} (truncated?)", path)
 
 
-PRECHECKS = {"Renishaw": _check_wdf, "MRC": _check_mrc}  # reader: a check of the container's own sizes, before the reader trusts them
+SFS_HEADER = 0x14C  # the container's header: chunk size at 0x128; tree chunk, item count and chunk count at 0x140
+SFS_CHUNKS = 0x118  # chunk k starts here + k x chunk size: the next chunk's number (uint32), 28 bytes, then its data
+SFS_CHUNK_HEADER = 0x20
+SFS_ITEM = struct.Struct("<iQ24x4xi176x?3x256x32x")  # 512 bytes: pointer-table chunk, size, parent item, is a folder
+SFS_MAX_CHUNK = 2**26
+
+
+def _check_sfs(path: Path) -> None:
+    """Check a Bruker .bcf's container before RosettaSciIO reads it: an SFS file (AidAim's single-file
+    system) of equal chunks. Its reader trusts every number in it: a chunk size of 0 divides by zero,
+    a cycle in the file tree's parents loops it forever while its memory grows, and a pointer past the
+    end reads garbage into the decoder. Checked here: the chunk size and count against the file's size,
+    every item's parent, and every chunk each file's pointer table names. (.spx files are XML: nothing to check.)"""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        head = handle.read(SFS_HEADER)
+        if head[:8] != SFS_MAGIC:
+            return
+        if len(head) < SFS_HEADER:
+            raise UnreadableFileError(f"{len(head)} bytes: the header of a Bruker SFS container takes {SFS_HEADER}", path)
+        (chunk_size,) = struct.unpack_from("<I", head, 0x128)
+        tree_chunk, item_count, chunk_count = struct.unpack_from("<3I", head, 0x140)
+        if not SFS_CHUNK_HEADER + SFS_ITEM.size <= chunk_size <= SFS_MAX_CHUNK:
+            raise UnreadableFileError(f"the SFS container declares chunks of {chunk_size} bytes (damaged header?)", path)
+        if SFS_CHUNKS + chunk_count * chunk_size > size:
+            raise UnreadableFileError(f"the SFS container declares {chunk_count} chunks of {chunk_size} bytes, {SFS_CHUNKS + chunk_count * chunk_size} bytes; the file has {size} (truncated?)", path)
+        usable = chunk_size - SFS_CHUNK_HEADER
+
+        def chained(first: int, count: int, what: str) -> bytes:
+            """The data of `count` chunks from chunk `first` on, each naming the next in its header."""
+            parts, number = [], first
+            for _ in range(count):
+                if not 0 <= number < chunk_count:
+                    raise UnreadableFileError(f"{what} names chunk {number}; the SFS container has {chunk_count}", path)
+                handle.seek(SFS_CHUNKS + number * chunk_size)
+                header = handle.read(SFS_CHUNK_HEADER)
+                parts.append(handle.read(usable))
+                (number,) = struct.unpack_from("<I", header)
+            return b"".join(parts)
+
+        per_chunk = usable // SFS_ITEM.size
+        if item_count > chunk_count * per_chunk:
+            raise UnreadableFileError(f"the SFS file tree declares {item_count} items; the container has room for {chunk_count * per_chunk}", path)
+        tree = chained(tree_chunk, -(-item_count // per_chunk), "the file tree")
+        items = [SFS_ITEM.unpack_from(tree, (number // per_chunk) * usable + (number % per_chunk) * SFS_ITEM.size) for number in range(item_count)]
+        for number, (_table, _length, parent, _folder) in enumerate(items):
+            if parent != -1 and not (0 <= parent < item_count and items[parent][3]):
+                raise UnreadableFileError(f"item {number} of the SFS file tree has parent {parent}, not one of its {item_count} items that is a folder", path)
+        rooted = {-1}  # items whose parents lead to the root
+        for number in range(item_count):
+            path_up, parent = {number}, items[number][2]
+            while parent not in rooted:
+                if parent in path_up:
+                    raise UnreadableFileError(f"the parents of item {number} of the SFS file tree form a cycle", path)
+                path_up.add(parent)
+                parent = items[parent][2]
+            rooted.update(path_up)
+        for number, (table_chunk, length, _parent, is_folder) in enumerate(items):
+            if is_folder:
+                continue
+            if length > chunk_count * usable:
+                raise UnreadableFileError(f"item {number} of the SFS container declares {length} bytes; the container holds {chunk_count * usable}", path)
+            pieces = -(-length // usable)
+            table = chained(table_chunk, max(1, -(-pieces * 4 // (usable - usable % 4))), f"the pointer table of item {number}")
+            pointers = np.frombuffer(table[: pieces * 4], dtype="<u4")
+            if pointers.size and int(pointers.max()) >= chunk_count:
+                raise UnreadableFileError(f"item {number} of the SFS container names chunk {int(pointers.max())}; the container has {chunk_count}", path)
+
+
+PRECHECKS = {"Renishaw": _check_wdf, "MRC": _check_mrc, "Bruker": _check_sfs}  # reader: a check of the container's own sizes, before the reader trusts them
 
 
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
@@ -220,6 +298,12 @@ class RosettaSciIOFormat(Format):
         if has_hdf5_signature(head):
             return 2 if suffix in HDF5_CONTAINERS else 0
         return 1 if suffix in self.extensions else 0
+
+    def decodes_natively(self, path: Path, options: dict[str, Any]) -> bool:
+        """A Bruker .bcf (an SFS container): its hypermap is decoded by compiled code (``unbcf_fast``) that
+        trusts every size in the pixel stream, which no check short of decoding it can confirm. Its lazy
+        mode is one dask block of the whole map, so reading it whole in a child loses nothing."""
+        return choose_reader(path, options.get("reader"))["name"] == "Bruker" and _head(path)[:8] == SFS_MAGIC
 
     def read(self, path: Path, *, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
         return read_file(path, lazy=lazy, reader=reader)

@@ -69,9 +69,10 @@ def _our_files(folder: Path) -> list[Seed]:
     nanosurf.write_bytes(instrument_files.nid([instrument_files.nid_channel("Scan forward", "Z-Axis", "m", 16, 8, 16, rng.integers(-3000, 3000, (8, 16))),
                                         instrument_files.nid_channel("Spec forward", "Deflection", "V", 20, 2, 32, rng.integers(-3000, 3000, (2, 20)))]))
     wsxm.write_bytes(instrument_files.wsxm(rng.integers(-3000, 3000, (8, 16))))
-    mrc = folder / "stack.mrc"
+    mrc, bruker = folder / "stack.mrc", folder / "map.bcf"
     mrc.write_bytes(instrument_files.mrc(rng.random((4, 12, 16))))
-    written += [("nanosurf", nanosurf), ("wsxm", wsxm), ("rosettasciio", mrc)]
+    bruker.write_bytes(instrument_files.bcf(rng.poisson(0.8, (3, 4, 64)) + np.eye(1, 64, dtype=int) * 60, rng.integers(0, 4000, (3, 4))))
+    written += [("nanosurf", nanosurf), ("wsxm", wsxm), ("rosettasciio", mrc), ("rosettasciio", bruker)]
     columns = folder / "ours_columns.txt"
     columns.write_text("# Energy  I0  It\n" + "\n".join(f"{8900 + i} {1e5 + i} {3e4 - i}" for i in range(30)) + "\n")
     written.append(("columns", columns))
@@ -127,12 +128,16 @@ def plain_hdf5(folder: Path) -> Seed:
     return Seed("hdf5", path)
 
 
-def seeds(folder: Path) -> list[Seed]:
-    """Every seed, in a fixed order: real files, fixtures, then our own files (written into `folder`)."""
+def seeds(folder: Path, extra: Collection[Path] = ()) -> list[Seed]:
+    """Every seed, in a fixed order: real files, fixtures, our own files (written into `folder`), then
+    the files in the `extra` folders (a user's own instrument files), under the format they are detected as."""
+    from usidbridge import registry
+
     found = [Seed(_format_of(path), path) for path in sorted(SHARED.rglob("*")) if path.is_file() and path.suffix.lower() not in (".md", ".ser")]
     found += [Seed(_format_of(path), path) for path in sorted(FIXTURES.iterdir()) if path.is_file() and path.suffix not in (".py", ".md")]  # not the __pycache__ an import leaves
     found += _our_files(folder)
     found.append(plain_hdf5(folder))
+    found += [Seed(registry.detect(path).name, path) for extra_folder in extra for path in sorted(Path(extra_folder).rglob("*")) if path.is_file()]
     return [seed for seed in found if seed.format != "other"]
 
 
@@ -491,9 +496,11 @@ def mutants(all_seeds: list[Seed], per_format: int, start: int = 0) -> Iterator[
             yield seed, mutation, number
 
 
-def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None, formats: Collection[str] = (), modes: Collection[str] = MODES) -> dict[str, dict[str, int]]:
-    """Run `per_format` mutants per format (of `formats` only, when given), each read in every mode;
-    returns {"format mode": {outcome: count}}.
+def fuzz(
+    per_format: int, timeout: float = 20.0, start: int = 0, on_result: Callable | None = None, formats: Collection[str] = (), modes: Collection[str] = MODES, extra_seeds: Collection[Path] = ()
+) -> dict[str, dict[str, int]]:
+    """Run `per_format` mutants per format (of `formats` only, when given), each read in every mode, from
+    the `seeds` (with the files of the `extra_seeds` folders); returns {"format mode": {outcome: count}}.
 
     Each result goes to ``on_result(seed, mutation, number, outcome, detail, path)`` while the mutant still exists.
     """
@@ -502,7 +509,7 @@ def fuzz(per_format: int, timeout: float = 20.0, start: int = 0, on_result: Call
     with tempfile.TemporaryDirectory(prefix="usidbridge-fuzz-") as folder_name:
         folder = Path(folder_name)
         (folder / "seeds").mkdir()
-        all_seeds = [seed for seed in seeds(folder / "seeds") if not formats or seed.format in formats]
+        all_seeds = [seed for seed in seeds(folder / "seeds", extra_seeds) if not formats or seed.format in formats]
         work = folder / "work"
         try:
             for seed, mutation, number in mutants(all_seeds, per_format, start):

@@ -79,3 +79,83 @@ def mrc(values: np.ndarray) -> bytes:
     struct.pack_into("<3i", header, 64, 1, 2, 3)
     header[208:216] = b"MAP DD\x00\x00"
     return bytes(header) + values.astype("<f4").tobytes()
+
+
+SFS_FILETIME = 132_000_000_000_000_000  # 2019, in 100 ns since 1601
+
+
+def sfs(files: dict[str, bytes], chunk_size: int = 4096) -> bytes:
+    """A Bruker SFS container (AidAim's single-file system, what a .bcf is) holding `files` by their
+    paths ("EDSDatabase/HeaderData"): the header, the file tree (512-byte items: pointer-table chunk,
+    size, times, parent, folder flag, name) and each file as a pointer table and its data chunks. Chunk
+    k starts at 0x118 + k x chunk_size with the number of the next chunk of the same table and 28 more
+    bytes; the header fills chunk 0. Uncompressed (no AACS blocks)."""
+    usable = chunk_size - 32
+    chunks: list[bytes] = [b""]  # chunk 0: the header
+
+    def add(data: bytes) -> int:
+        """Store `data` in new chunks, each naming the next; the number of the first."""
+        first = len(chunks)
+        pieces = [data[start : start + usable] for start in range(0, max(1, len(data)), usable)]
+        for number, piece in enumerate(pieces):
+            following = first + number + 1 if number + 1 < len(pieces) else 0
+            chunks.append(struct.pack("<I28x", following) + piece.ljust(usable, b"\x00"))
+        return first
+
+    folders = sorted({path.rsplit("/", 1)[0] for path in files if "/" in path})
+    names = folders + list(files)
+    per_chunk = usable // 512  # whole items in each chunk of the tree
+    tree_chunk = add(b"\x00" * (usable * -(-len(names) // per_chunk)))  # filled in below, once the files' chunks are known
+    items = []
+    for name in names:
+        parent = folders.index(name.rsplit("/", 1)[0]) if "/" in name else -1
+        if name in files:
+            data = files[name]
+            pointers = [add(data[start : start + usable]) for start in range(0, len(data), usable)]
+            table = add(np.array(pointers, dtype="<u4").tobytes())
+            items.append(struct.pack("<iQQQQIi176s?3s256s32s", table, len(data), SFS_FILETIME, SFS_FILETIME, SFS_FILETIME, 0, parent, b"", False, b"", name.rsplit("/", 1)[-1].encode(), b""))
+        else:
+            items.append(struct.pack("<iQQQQIi176s?3s256s32s", -1, 0, SFS_FILETIME, SFS_FILETIME, SFS_FILETIME, 0, parent, b"", True, b"", name.rsplit("/", 1)[-1].encode(), b""))
+    tree = b"".join(items)
+    for number in range(-(-len(items) // per_chunk)):
+        part = tree[number * per_chunk * 512 : (number + 1) * per_chunk * 512]
+        chunks[tree_chunk + number] = chunks[tree_chunk + number][:32] + part.ljust(usable, b"\x00")
+    header = bytearray(0x118 + chunk_size)
+    header[:8] = b"AAMVHFSS"
+    struct.pack_into("<fI", header, 0x124, 2.6, chunk_size)
+    struct.pack_into("<3I", header, 0x140, tree_chunk, len(items), len(chunks))
+    return bytes(header) + b"".join(chunk.ljust(chunk_size, b"\x00") for chunk in chunks[1:])
+
+
+def bcf(counts: np.ndarray, image: np.ndarray, channel_ev: float = 10.0, pixel_um: float = 0.5, beam_kv: float = 20.0) -> bytes:
+    """A Bruker .bcf EDS hypermap: `counts` (height x width x channels, the X-rays counted in each
+    channel of each pixel) stored as 16-bit pulse lists, `image` (height x width uint16) as the
+    electron image, and the header XML RosettaSciIO reads (the sum spectrum, the energy calibration
+    of `channel_ev` eV per channel, `pixel_um` µm pixels, the beam voltage), in an SFS container."""
+    import base64
+    import zlib
+
+    height, width, channels = counts.shape
+    layers = base64.b64encode(zlib.compress(b"<DetLayers><Layer0 Atom='14' Thickness='0.029'/></DetLayers>")).decode()
+    xml = f"""<?xml version="1.0" encoding="WINDOWS-1252" standalone="yes"?><TRTSpectrumDatabase><ClassInstance Type="TRTSpectrumDatabase" Name="Map test">
+<Header><Date>2.12.2026</Date><Time>10:30:00</Time><FileVersion>1</FileVersion></Header>
+<ClassInstance Type="TRTSEMData"><HV>{beam_kv}</HV><Mag>1000</Mag><DX>{pixel_um}</DX><DY>{pixel_um}</DY></ClassInstance>
+<ClassInstance Type="TRTSEMStageData"><State>0</State></ClassInstance>
+<ClassInstance Type="TRTDSPConfiguration"><ImageWidth>{width}</ImageWidth><ImageHeight>{height}</ImageHeight><PixelAverage>1</PixelAverage><LineAverage>1</LineAverage><PixelTime>10</PixelTime></ClassInstance>
+<ClassInstance Type="TRTImageData"><ItemSize>2</ItemSize><Width>{width}</Width><Height>{height}</Height><PlaneCount>1</PlaneCount>
+<Plane0><Description>BSE</Description><Data>{base64.b64encode(image.astype("<u2").tobytes()).decode()}</Data></Plane0></ClassInstance>
+<LineCounter>{",".join(["1"] * height)}</LineCounter><ChCount>{channels}</ChCount><DetectorCount>1</DetectorCount>
+<SpectrumData0><ClassInstance Type="TRTSpectrum"><TRTHeaderedClass>
+<ClassInstance Type="TRTSpectrumHardwareHeader"><Amplification>{channels * channel_ev:g}</Amplification><RealTime>1000</RealTime><LifeTime>900</LifeTime></ClassInstance>
+<ClassInstance Type="TRTDetectorHeader"><Type>XFlash test</Type><DetLayers>{layers}</DetLayers></ClassInstance>
+<ClassInstance Type="TRTESMAHeader"><PrimaryEnergy>{beam_kv}</PrimaryEnergy><ElevationAngle>35</ElevationAngle></ClassInstance>
+</TRTHeaderedClass><ClassInstance Type="TRTSpectrumHeader"><Date>2.12.2026</Date><Time>10:30:00</Time><ChannelCount>{channels}</ChannelCount><CalibAbs>0</CalibAbs><CalibLin>{channel_ev / 1000:g}</CalibLin></ClassInstance>
+<Channels>{",".join(str(int(value)) for value in counts.sum(axis=(0, 1)))}</Channels></ClassInstance></SpectrumData0>
+</ClassInstance></TRTSpectrumDatabase>"""
+    stream = bytearray(struct.pack("<ii", height, width).ljust(0x1A0, b"\x00"))
+    for row in range(height):
+        stream += struct.pack("<i", width)
+        for column in range(width):
+            pulses = np.repeat(np.arange(channels, dtype="<u2"), counts[row, column]).tobytes()
+            stream += struct.pack("<IHHIHHHI", column, channels, channels, 0, 0, 0, len(pulses) // 2, len(pulses)) + pulses
+    return sfs({"EDSDatabase/HeaderData": xml.encode("cp1252"), "EDSDatabase/SpectrumData0": bytes(stream)})

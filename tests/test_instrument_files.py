@@ -346,3 +346,93 @@ def test_container_sizes_are_checked_before_rosettasciio_trusts_them(hs, shared_
     (signal,) = ub.read(good, lazy=lazy)
     assert np.array_equal(hs.load(good).data, stack) and signal.to_ndarray().size == stack.size
     assert_read_fails_cleanly(tmp_path / "cut.mrc", mrc(stack)[:1500])
+
+
+@pytest.fixture(scope="module")
+def bruker_map():
+    """An EDS hypermap of 3 x 4 pixels and 64 channels, with a strong zero peak, and its electron image."""
+    rng = np.random.default_rng(7)
+    counts = rng.poisson(0.8, (3, 4, 64))
+    counts[:, :, 0] += 60
+    return counts, rng.integers(0, 4000, (3, 4))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_bruker_bcf_reads_like_hyperspy_in_a_child(hs, units, tmp_path, bruker_map, lazy):
+    """A .bcf (built here from the SFS and hypermap layouts) reads as hs.load reads it, the counts the
+    ones written; its hypermap is decoded by compiled code that trusts the pixel stream, so ub.read
+    decodes it in a child process (the data comes back in memory, lazy or not), unless isolate=False."""
+    from instrument_files import bcf
+
+    counts, image = bruker_map
+    path = tmp_path / "map.bcf"
+    path.write_bytes(bcf(counts, image))
+    assert registry.get("rosettasciio").decodes_natively(path, {})
+    signals = load_reference(hs, path)
+    for isolate in (True, False):
+        datasets = ub.read(path, lazy=lazy, isolate=isolate)
+        assert len(datasets) == len(signals) == 2
+        for dataset, signal in zip(datasets, signals):
+            assert_matches_hyperspy(dataset, signal, units)
+        assert np.array_equal(np.asarray(datasets[1].to_ndarray()), counts) and np.array_equal(np.asarray(datasets[0].to_ndarray()).reshape(3, 4), image)
+        assert datasets[1].pos.dims[1].scale == pytest.approx(0.5) and datasets[1].spec.dims[0].scale == pytest.approx(0.01)
+        assert isinstance(datasets[1].data, np.ndarray) == (isolate or not lazy)
+
+
+def test_bruker_container_is_checked_before_its_reader_trusts_it(tmp_path, bruker_map):
+    """RosettaSciIO's SFS reader trusts every number of the container: a cycle in the file tree's
+    parents loops it for ever while its memory grows, a chunk size of 0 divides by zero, a pointer past
+    the end decodes garbage. Each is one clean error naming the file, found before the reader runs,
+    with or without the child process; so is a file time no date can hold, which the reader raises on."""
+    import struct
+
+    from conftest import assert_read_fails_cleanly
+    from instrument_files import bcf
+
+    good = bcf(*bruker_map)
+    chunk = struct.unpack_from("<I", good, 0x128)[0]
+    tree = 0x118 + struct.unpack_from("<I", good, 0x140)[0] * chunk + 0x20
+    cycle = bytearray(good)
+    struct.pack_into("<i", cycle, tree + 40, 1)  # the folder's parent: item 1, a file in it
+    looped = bytearray(good)
+    struct.pack_into("<?", looped, tree + 512 + 220, True)  # item 1 a folder too: folder 0 in 1, 1 in 0
+    struct.pack_into("<i", looped, tree + 40, 1)
+    zero_chunks = bytearray(good)
+    struct.pack_into("<I", zero_chunks, 0x128, 0)
+    past_end = bytearray(good)
+    table = 0x118 + struct.unpack_from("<i", good, tree + 512)[0] * chunk + 0x20  # item 1's pointer table
+    struct.pack_into("<I", past_end, table, 10**6)
+    far_future = bytearray(good)
+    struct.pack_into("<Q", far_future, tree + 512 + 12, 2**63)  # item 1's creation time: no date Python holds (the reader's OverflowError)
+    for name, damaged, said in [("parent.bcf", cycle, "not one of its 3 items that is a folder"), ("cycle.bcf", looped, "form a cycle"), ("zero.bcf", zero_chunks, "chunks of 0 bytes"), ("pointer.bcf", past_end, "names chunk 1000000"), ("cut.bcf", good[: len(good) // 2], "truncated"), ("date.bcf", far_future, "OverflowError")]:
+        path = tmp_path / name
+        assert_read_fails_cleanly(path, bytes(damaged))
+        for isolate in (True, False):
+            with pytest.raises(ub.errors.UnreadableFileError, match=said):
+                ub.read(path, isolate=isolate)
+
+
+def test_bruker_decoder_crash_is_one_clean_error(tmp_path, bruker_map):
+    """A pixel whose column lies (2^30 in a map 4 wide) makes RosettaSciIO's compiled decoder write far
+    outside its array: a segmentation fault. ub.read decodes .bcf files in a child, so this is one
+    error naming the file, and this process goes on."""
+    import struct
+
+    from instrument_files import bcf
+
+    good = bcf(*bruker_map)
+    chunk = struct.unpack_from("<I", good, 0x128)[0]
+    tree = 0x118 + struct.unpack_from("<I", good, 0x140)[0] * chunk + 0x20
+    table = 0x118 + struct.unpack_from("<i", good, tree + 2 * 512)[0] * chunk + 0x20  # item 2: SpectrumData0
+    first_pixel = 0x118 + struct.unpack_from("<I", good, table)[0] * chunk + 0x20 + 0x1A0 + 4  # after the map header and the line's pixel count
+    crash = bytearray(good)
+    struct.pack_into("<I", crash, first_pixel, 2**30)
+    path = tmp_path / "lying_pixel.bcf"
+    path.write_bytes(bytes(crash))
+    for lazy in (False, True):
+        with pytest.raises(ub.errors.IsolatedFailureError, match="lying_pixel.bcf"):
+            ub.read(path, lazy=lazy)
+    result = run("convert", path, tmp_path / "out.h5")
+    assert_one_line_error(result, str(path))
+    assert not (tmp_path / "out.h5").exists()
+    assert (tmp_path / "lying_pixel.bcf").read_bytes() == bytes(crash)

@@ -11,7 +11,7 @@ from typing import Any
 from . import registry
 from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
 from .hdf import atomic_output, failed_write, has_hdf5_signature, touch_structure
-from .isolation import probed
+from .isolation import DEFAULT_TIMEOUT, isolated, probed
 from .model import Dataset
 
 PathLike = str | os.PathLike[str]
@@ -53,6 +53,15 @@ def select(datasets: Sequence[Dataset], wanted: str, path: PathLike) -> list[Dat
     return chosen
 
 
+NATIVE_DECODING_RATE = 10 * 2**20  # bytes/s: the slowest a native decoder may go before its child counts as hung
+
+
+def read_here(path: str, format: str, options: dict[str, Any]) -> list[Dataset]:
+    """Read a file whole with the named format's reader, in this process: what `read` runs in a child for a
+    file whose reader `decodes_natively` (its data comes back in memory, as a lazy read would decode it whole)."""
+    return registry.get(format).read(Path(path), lazy=False, **options)
+
+
 def read(path: PathLike, format: str | None = None, *, lazy: bool = False, dataset: str | None = None, isolate: bool = True, **options: Any) -> list[Dataset]:
     """Read every dataset of a file; the format is sniffed from the content unless named.
 
@@ -63,7 +72,9 @@ def read(path: PathLike, format: str | None = None, *, lazy: bool = False, datas
 
     An HDF5 container's structure (every object header, link and attribute) is first walked in a
     long-lived child process (`usidbridge.isolation.probed`), so that a damaged file on which
-    libhdf5 crashes or loops ends in an `IsolatedFailureError` naming it; ``isolate=False`` skips it.
+    libhdf5 crashes or loops ends in an `IsolatedFailureError` naming it. A file whose reader decodes
+    it with compiled code that trusts its bytes (a Bruker .bcf) is read whole in a child process
+    (`Format.decodes_natively`), eagerly. ``isolate=False`` skips both.
     """
     path = _input_path(path)
     if isolate and _is_hdf5(path):
@@ -77,7 +88,10 @@ def read(path: PathLike, format: str | None = None, *, lazy: bool = False, datas
         raise UnknownFormatError(f"the {reader.name} format cannot be read", path)
     reader.require()
     reader.check_options("read", options, path)
-    datasets = reader.read(path, lazy=lazy or dataset is not None, **options)
+    if isolate and reader.decodes_natively(path, options):
+        datasets = isolated(read_here, str(path), reader.name, options, path=path, timeout=DEFAULT_TIMEOUT + path.stat().st_size / NATIVE_DECODING_RATE)
+    else:
+        datasets = reader.read(path, lazy=lazy or dataset is not None, **options)
     for item in datasets:
         item.source = item.source or str(path)
     if not datasets:

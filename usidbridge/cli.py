@@ -155,7 +155,7 @@ def _print_json(data: Any) -> None:
 @click.option("-r", "--read-option", "read_options", multiple=True, metavar="KEY=VALUE", help="Reader option, e.g. frames=position or series=true.")
 @click.option("-w", "--write-option", "write_options", multiple=True, metavar="KEY=VALUE", help="Writer option of the output format.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-@click.option("--isolate/--no-isolate", default=None, help="--isolate: the whole conversion in a child process. Default: an HDF5 file's structure is walked in a child first, so a crash or hang in libhdf5 becomes an error. --no-isolate: neither.")
+@click.option("--isolate/--no-isolate", default=None, help="--isolate: the whole conversion in a child process. Default: an HDF5 file's structure is walked in a child first, so a crash or hang in libhdf5 becomes an error, and a file decoded by compiled code that trusts its bytes (a Bruker .bcf) is read in a child. --no-isolate: none of this.")
 @click.option("--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="With --isolate: seconds without progress before the reading is stopped.")
 def convert(
     source: Path,

@@ -128,6 +128,12 @@ class Format:
         """
         return False
 
+    def decodes_natively(self, path: Path, options: dict[str, Any]) -> bool:
+        """Whether reading this file runs compiled code on its bytes that no check of the file can make
+        safe (a decoder that trusts the sizes it reads): `usidbridge.api.read` then reads it whole in a
+        child process, so that a crash there is an error naming the file, unless told ``isolate=False``."""
+        return False
+
     def check_options(self, kind: Literal["read", "write"], options: dict[str, Any], path: str | Path | None = None) -> None:
         """Refuse an option this format's reader or writer does not declare, listing the ones it does."""
         declared = self.read_options if kind == "read" else self.write_options

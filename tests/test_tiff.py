@@ -144,3 +144,14 @@ def test_centimetre_resolution_is_a_calibration_and_inch_is_not(tmp_path, tifffi
     assert (y.scale, x.scale, x.units) == (pytest.approx(5.0), pytest.approx(10.0), "µm")
     y, x = ub.read(tmp_path / "dpi.tif")[0].pos.dims
     assert (y.scale, x.scale, x.units) == (1.0, 1.0, "")
+
+
+@pytest.mark.parametrize("layout", [{}, {"byteorder": ">"}, {"compression": "zlib"}, {"tile": (16, 16)}, {"predictor": True, "compression": "zlib"}])
+def test_eager_read_equals_tifffile_however_the_data_is_stored(tmp_path, tifffile, layout):
+    """Contiguous data in this machine's byte order is read in parts at once; big-endian, compressed
+    and tiled data by tifffile. Either way the numbers are tifffile's."""
+    stack = np.random.default_rng(3).integers(0, 60000, (6, 32, 48)).astype(np.uint16)
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, stack, **layout)
+    (dataset,) = ub.read(path)
+    assert dataset.spec.labels == ("Frame",) and np.array_equal(np.moveaxis(dataset.to_ndarray(), -1, 0), tifffile.imread(path))

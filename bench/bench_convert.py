@@ -184,8 +184,11 @@ def command_lines(folder: Path, rounds: int, files: dict[str, Path] | None = Non
             commands[pairs[kind][0]] = [*usidbridge, str(files[kind]), str(folder / "big.h5"), "--overwrite"]
             commands[pairs[kind][1]] = [sys.executable, "-c", raw]
     seconds: dict[str, list[float]] = {name: [] for name in commands}
+    outputs = [folder / "out.h5", folder / "big.h5", folder / "raw_copy.h5"]
     for round_number in range(rounds + 1):  # the first round writes the bytecode caches
         for name in commands if round_number % 2 == 0 else reversed(commands):
+            for output in outputs:  # each command writes a new file: replacing one on tmpfs frees its pages, truncating reuses them
+                output.unlink(missing_ok=True)
             elapsed = _wall(commands[name])
             if round_number:
                 seconds[name].append(elapsed)

@@ -198,3 +198,35 @@ def test_a_file_walked_before_and_unchanged_is_not_walked_again(tmp_path, monkey
     compliant_file(path)  # rewritten: a new modification time
     ub.read(path)
     assert walks.count("touch_structure") == 2
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_stuck_child_does_not_outlive_its_parent(fork):
+    """A child stuck in a C library reads no more requests: when its parent is killed outright (a
+    notebook kernel restarted, a batch worker replaced), it is killed too instead of spinning for ever."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import time\nfrom usidbridge import isolation\n"
+        f"worker = isolation.Worker(fork={fork})\nprint(worker.process.pid, flush=True)\n"
+        "worker.call(time.sleep, 600, path='stuck', timeout=900)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)  # the child is in its call
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended; its reaper may be slow
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(child)

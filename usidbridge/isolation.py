@@ -53,12 +53,28 @@ def heartbeat() -> None:
     _beat()
 
 
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when the thread that started it ends
+
+
+def _die_with_parent(parent: int) -> None:
+    """In a child: be killed when the parent process ends, however it ends (Linux). A child stuck in a
+    C library's loop reads no more requests, so without this it would outlive a parent killed outright
+    and spin for ever."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent ended before the request took effect
+        os._exit(1)
+
+
 def _serve(requests: Any = None, channel: Any = None) -> None:
     """The child's side: run each (module, name, args, kwargs) read from `requests`, report on
     `channel`, until `requests` ends. A spawned child reads stdin and reports on the original stdout."""
     global _beat, _in_child
     _in_child = True
     if channel is None:
+        _die_with_parent(os.getppid())
         requests, channel = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
         os.dup2(2, 1)  # whatever the libraries print must not mix with the messages
     _beat = lambda: _send(channel, ("alive",))  # noqa: E731
@@ -92,9 +108,11 @@ class _ForkedChild:
     def __init__(self) -> None:
         requests_read, requests_write = os.pipe()
         replies_read, replies_write = os.pipe()
+        parent = os.getpid()
         self.pid = os.fork()
         if self.pid == 0:  # the child
             try:
+                _die_with_parent(parent)
                 os.close(requests_write)
                 os.close(replies_read)
                 silent = os.open(os.devnull, os.O_WRONLY)
@@ -187,7 +205,7 @@ class Worker:
                 raise IsolatedFailureError(f"timed out: no progress for {timeout:g} s while reading it (a damaged file can make the HDF5 library loop); the child process was stopped", path) from None
             if message is None:
                 code = self.process.wait()
-                raise IsolatedFailureError(f"the reading process {_describe_exit(code)} inside a C library (HDF5, netCDF); the file is likely damaged", path)
+                raise IsolatedFailureError(f"the reading process {_describe_exit(code)} inside a C library (HDF5, netCDF, a decoder); the file is likely damaged", path)
             kind, *payload = message
             if kind == "alive":
                 continue

@@ -244,11 +244,21 @@ def _check_sfs(path: Path) -> None:
 PRECHECKS = {"Renishaw": _check_wdf, "MRC": _check_mrc, "Bruker": _check_sfs}  # reader: a check of the container's own sizes, before the reader trusts them
 
 
+def _is_bcf(path: Path, plugin: dict[str, Any]) -> bool:
+    """A Bruker .bcf (an SFS container), not an .spx (XML)."""
+    return plugin["name"] == "Bruker" and _head(path)[:8] == SFS_MAGIC
+
+
 def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
-    """One Dataset per signal RosettaSciIO's reader finds in the file."""
+    """One Dataset per signal RosettaSciIO's reader finds in the file.
+
+    A .bcf is read eagerly: its lazy mode is one dask block of the whole hypermap, so it would save
+    no memory and only move what the decoder raises on a damaged file past this call.
+    """
     from traits.api import TraitError  # HyperSpy's: an axis or metadata value of the wrong type
 
     plugin = choose_reader(path, reader)
+    lazy = lazy and not _is_bcf(path, plugin)
     _check_hdf5_sizes(path)
     if plugin["name"] in PRECHECKS:
         PRECHECKS[plugin["name"]](path)
@@ -300,10 +310,9 @@ class RosettaSciIOFormat(Format):
         return 1 if suffix in self.extensions else 0
 
     def decodes_natively(self, path: Path, options: dict[str, Any]) -> bool:
-        """A Bruker .bcf (an SFS container): its hypermap is decoded by compiled code (``unbcf_fast``) that
-        trusts every size in the pixel stream, which no check short of decoding it can confirm. Its lazy
-        mode is one dask block of the whole map, so reading it whole in a child loses nothing."""
-        return choose_reader(path, options.get("reader"))["name"] == "Bruker" and _head(path)[:8] == SFS_MAGIC
+        """A Bruker .bcf: its hypermap is decoded by compiled code (``unbcf_fast``) that trusts every
+        size in the pixel stream, which no check short of decoding it can confirm."""
+        return _is_bcf(path, choose_reader(path, options.get("reader")))
 
     def read(self, path: Path, *, lazy: bool = False, reader: str | None = None) -> list[Dataset]:
         return read_file(path, lazy=lazy, reader=reader)

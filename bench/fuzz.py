@@ -1,6 +1,6 @@
 """Fuzz every reader: mutants per format, outcomes per format, into bench/RESULTS.md.
 
-    python bench/fuzz.py [--per-format 2000] [--timeout 20] [--start 0] [--formats F ...] [--seeds DIR ...] [--record]
+    python bench/fuzz.py [--per-format 2000] [--timeout 30] [--start 0] [--formats F ...] [--seeds DIR ...] [--record]
 
 Each crash or hang is run once more through `usidbridge.isolation.isolated` (what ``validate``,
 ``convert --isolate`` and ``batch`` do) and must come back as one clean error naming the file.
@@ -23,7 +23,7 @@ from fuzzing import MODES, OUTCOMES, exercise, fuzz  # noqa: E402
 from results import record  # noqa: E402
 
 from usidbridge.errors import UsidBridgeError  # noqa: E402
-from usidbridge.isolation import isolated  # noqa: E402
+from usidbridge.isolation import PROBE_TIMEOUT, isolated  # noqa: E402
 
 
 def contained(path: Path, timeout: float) -> bool:
@@ -38,7 +38,7 @@ def contained(path: Path, timeout: float) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-format", type=int, default=2000)
-    parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=PROBE_TIMEOUT + 10, help="seconds a read may take; longer than the structure probe's own timeout, which ends a hang in the probe child as a clean error")
     parser.add_argument("--start", type=int, default=0)
     parser.add_argument("--formats", nargs="*", default=(), help="only the seeds of these formats (nanonis, ntmdt, …)")
     parser.add_argument("--modes", nargs="*", default=MODES, choices=MODES, help="read each mutant lazily, eagerly, or both (default)")

@@ -551,8 +551,14 @@ def touch_netcdf(path: str) -> int:
     """Open the file with netCDF-C (as xarray's default engine will) and read every group's,
     variable's and dimension's header and attributes; returns how many it touched. Run in a child
     first: netCDF-C aborts the process on some damaged attributes (found by fuzzing). Without the
-    netCDF4 package xarray does not use netCDF-C, and there is nothing to probe."""
+    netCDF4 package xarray does not use netCDF-C, and there is nothing to probe; nor when the file
+    has a link cycle or an external link, which the reader refuses before netCDF-C sees it (netCDF-C
+    loops on a cycle: the probe would wait out its timeout)."""
     if importlib.util.find_spec("netCDF4") is None:
+        return 0
+    try:
+        _refuse_link_cycles(Path(path))
+    except UnreadableFileError:
         return 0
     import netCDF4
 

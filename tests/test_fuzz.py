@@ -83,6 +83,7 @@ REGRESSIONS = [
     ("ours.nc", "hdf5_attribute_types", 5278),  # SIGABRT inside netCDF-C on a retyped attribute; the netCDF probe contains it
     ("stack.mrc", "bit_flips", 20002),  # FabIO's AttributeError decoding a damaged MRC frame (read as a FabIO format)
     ("stack.mrc", "zero_tail", 21614),  # the same, on a zeroed tail
+    ("ours.nc", "hdf5_link_cycle", 1795),  # 20 s: netCDF-C looping on a link cycle in the probe child, before the reader refused the cycle
     ("map.bcf", "overwrite_range", 137),  # StopIteration inside RosettaSciIO's .bcf decoder, at compute time of a lazy read
     ("temperature_series.nc", "hdf5_wrong_reference", 20769),  # SIGABRT inside netCDF-C once in the 80,000-read run (lazy); alone, the probe child contains it
 ]

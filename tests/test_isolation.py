@@ -230,3 +230,20 @@ def test_a_stuck_child_does_not_outlive_its_parent(fork):
     while running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not running(child)
+
+
+def _own_and_inner_pid() -> tuple[int, int]:
+    return os.getpid(), isolated(os.getpid, path="inner")
+
+
+def test_isolated_inside_an_isolation_child_runs_there():
+    """A batch worker or ``convert --isolate`` is contained already: a read it isolates (a .bcf) runs
+    in it, so that its data crosses one pipe, not two."""
+    from usidbridge.isolation import Worker
+
+    worker = Worker(fork=True)
+    try:
+        own, inner = worker.call(_own_and_inner_pid, path="outer")
+    finally:
+        worker.close()
+    assert own == inner != os.getpid()

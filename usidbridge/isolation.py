@@ -287,7 +287,11 @@ def probed(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str
 
 def isolated(function: Callable[..., Any], *args: Any, path: str | os.PathLike[str], timeout: float = DEFAULT_TIMEOUT, **kwargs: Any) -> Any:
     """``function(*args, **kwargs)`` run in a new child process (a fork where `can_fork`); `path` is
-    the file named when the child dies or hangs."""
+    the file named when the child dies or hangs. In an isolation child already (a batch worker, a
+    ``convert --isolate``), it runs here: a crash or hang is the parent's to report, and a decoded map
+    crosses one pipe, not two."""
+    if _in_child:
+        return function(*args, **kwargs)
     worker = Worker(fork=can_fork())
     try:
         return worker.call(function, *args, path=path, timeout=timeout, **kwargs)

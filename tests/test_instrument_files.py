@@ -348,6 +348,19 @@ def test_container_sizes_are_checked_before_rosettasciio_trusts_them(hs, shared_
     assert_read_fails_cleanly(tmp_path / "cut.mrc", mrc(stack)[:1500])
 
 
+def sfs_offsets(container: bytes):
+    """Where a built SFS container's file tree starts, and a function giving where the data of chunk k
+    starts (0x118 + k x chunk size + 0x20, after the chunk's header)."""
+    import struct
+
+    chunk = struct.unpack_from("<I", container, 0x128)[0]
+
+    def data(number: int) -> int:
+        return 0x118 + number * chunk + 0x20
+
+    return data(struct.unpack_from("<I", container, 0x140)[0]), data
+
+
 @pytest.fixture(scope="module")
 def bruker_map():
     """An EDS hypermap of 3 x 4 pixels and 64 channels, with a strong zero peak, and its electron image."""
@@ -390,8 +403,7 @@ def test_bruker_container_is_checked_before_its_reader_trusts_it(tmp_path, bruke
     from instrument_files import bcf
 
     good = bcf(*bruker_map)
-    chunk = struct.unpack_from("<I", good, 0x128)[0]
-    tree = 0x118 + struct.unpack_from("<I", good, 0x140)[0] * chunk + 0x20
+    tree, chunk_data = sfs_offsets(good)
     cycle = bytearray(good)
     struct.pack_into("<i", cycle, tree + 40, 1)  # the folder's parent: item 1, a file in it
     looped = bytearray(good)
@@ -400,7 +412,7 @@ def test_bruker_container_is_checked_before_its_reader_trusts_it(tmp_path, bruke
     zero_chunks = bytearray(good)
     struct.pack_into("<I", zero_chunks, 0x128, 0)
     past_end = bytearray(good)
-    table = 0x118 + struct.unpack_from("<i", good, tree + 512)[0] * chunk + 0x20  # item 1's pointer table
+    table = chunk_data(struct.unpack_from("<i", good, tree + 512)[0])  # item 1's pointer table
     struct.pack_into("<I", past_end, table, 10**6)
     far_future = bytearray(good)
     struct.pack_into("<Q", far_future, tree + 512 + 12, 2**63)  # item 1's creation time: no date Python holds (the reader's OverflowError)
@@ -421,10 +433,9 @@ def test_bruker_decoder_crash_is_one_clean_error(tmp_path, bruker_map):
     from instrument_files import bcf
 
     good = bcf(*bruker_map)
-    chunk = struct.unpack_from("<I", good, 0x128)[0]
-    tree = 0x118 + struct.unpack_from("<I", good, 0x140)[0] * chunk + 0x20
-    table = 0x118 + struct.unpack_from("<i", good, tree + 2 * 512)[0] * chunk + 0x20  # item 2: SpectrumData0
-    first_pixel = 0x118 + struct.unpack_from("<I", good, table)[0] * chunk + 0x20 + 0x1A0 + 4  # after the map header and the line's pixel count
+    tree, chunk_data = sfs_offsets(good)
+    table = chunk_data(struct.unpack_from("<i", good, tree + 2 * 512)[0])  # item 2: SpectrumData0
+    first_pixel = chunk_data(struct.unpack_from("<I", good, table)[0]) + 0x1A0 + 4  # after the map header and the line's pixel count
     crash = bytearray(good)
     struct.pack_into("<I", crash, first_pixel, 2**30)
     path = tmp_path / "lying_pixel.bcf"

@@ -36,9 +36,8 @@ import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, stack_order, stack_to_dataset
-from usidbridge.codec import from_description
 from usidbridge.lazy import as_dask
-from usidbridge.model import Dataset, Dimension
+from usidbridge.model import Dataset, Dimension, from_description
 from usidbridge.registry import Format, Profile
 
 STRUCTURAL_KEYS = frozenset(
@@ -270,7 +269,7 @@ def _metadata(headers: list[dict[str, str]]) -> dict[str, Any]:
 
 
 def _description(headers: list[dict[str, str]], stack_shape: tuple[int, ...], path: Path) -> dict[str, Any] | None:
-    """The USID description stored in ``usid_*`` keys by usidbridge (see `usidbridge.codec.describe`), if any."""
+    """The USID description stored in ``usid_*`` keys by usidbridge (see `usidbridge.model.describe`), if any."""
     if f"{USID_PREFIX}axis_count" not in headers[0]:
         return None
     try:

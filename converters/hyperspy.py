@@ -32,7 +32,8 @@ from usidbridge import progress
 from usidbridge.api import read
 from usidbridge.codec import decode_value, encode_value, is_encoded
 from usidbridge.errors import ModelError, UnreadableFileError
-from usidbridge.hdf import compression_filter, has_hdf5_signature, refuse_unbacked, sniffed
+from usidbridge.hdf import has_hdf5_signature, refuse_unbacked, sniffed
+from usidbridge.output import compression_filter
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal, fields, hyperspy_dict, signal_dict, signal_dicts

@@ -45,7 +45,8 @@ from pathlib import Path
 import numpy as np
 
 from usidbridge.errors import ModelError, UnknownOptionError, UnreadableFileError
-from usidbridge.model import Ancillary, Dataset, Dimension, grid_indices, placeholder_dimension
+from usidbridge.layout import grid_indices
+from usidbridge.model import Ancillary, Dataset, Dimension, placeholder_dimension
 from usidbridge.registry import Format, Profile
 
 SXM_MAGIC = b":NANONIS_VERSION:"

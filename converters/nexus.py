@@ -50,7 +50,9 @@ import numpy as np
 
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
-from usidbridge.hdf import COMPRESSION_HELP, LIBVER, attribute, compression_filter, copy_nd, damaged_hdf5, has_hdf5_signature, new_hdf5, open_hdf5, path_of, read_attrs, read_tree, read_whole, require_backed, row_chunks, sniffed, string_attr, string_list_attr, subgroups, unbacked_size, write_tree
+from usidbridge.attributes import attribute, read_attrs, string_attr, string_list_attr
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, subgroups, unbacked_size, write_tree
+from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, new_hdf5, row_chunks
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, placeholder_axes, restore_placeholders, unique_per_side

@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
+from usidbridge.codec import load_json, plain
 from usidbridge.errors import MissingDependencyError, ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, rgb_fields, samples_to_rgb, stack_order, stack_to_dataset
 from usidbridge.lazy import read_in_parts
-from usidbridge.codec import describe, from_description, load_json, plain
-from usidbridge.model import Dataset, Dimension
+from usidbridge.model import Dataset, Dimension, describe, from_description
 from usidbridge.registry import Format, Profile
 
 DESCRIPTION_KEY = "usidbridge"

@@ -332,8 +332,8 @@ def test_large_data_read_in_parallel_parts_equals_what_pyusid_reads(tmp_path, us
     ["", "µm", "日本", "x" * 100_000, "a\x00b", "\udcff", np.array([b"X", b"Y"]), np.array([1.5, 2.0]), np.array(3, np.uint8), np.array([True]), np.array([1 + 2j]), np.array([b"a\xff"])],
 )
 def test_attributes_are_stored_as_h5py_stores_them(tmp_path, text):
-    """`hdf.write_attr` is `attrs[name] = value` done faster: same type, same value, same refusals."""
-    from usidbridge.hdf import write_attr
+    """`attributes.write_attr` is `attrs[name] = value` done faster: same type, same value, same refusals."""
+    from usidbridge.attributes import write_attr
 
     with h5py.File(tmp_path / "attrs.h5", "w") as file:
         outcomes = []

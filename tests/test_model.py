@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from usidbridge import Ancillary, Dataset, Dimension
 from usidbridge.errors import ModelError, NotAGridError
-from usidbridge.model import grid_indices, grid_layout
+from usidbridge.layout import grid_indices, grid_layout
 
 from strategies import dimensions
 

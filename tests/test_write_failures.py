@@ -73,7 +73,7 @@ def test_the_reason_comes_from_the_system_or_the_disk(tmp_path, monkeypatch):
     import collections
     import shutil
 
-    from usidbridge.hdf import failed_write
+    from usidbridge.output import failed_write
 
     out = tmp_path / "out.nc"
     told = RuntimeError("Can't decrement id ref count (file write failed: time = now, errno = 28, error message = 'No space left on device', buf = 0x1)")

@@ -406,7 +406,7 @@ def preview_command(file: Path, out: Path | None, overwrite: bool) -> None:
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def clean_command(folders: tuple[Path, ...]) -> None:
     """Remove the partial outputs (.NAME.PID.XXXX.partial) that killed conversions left in FOLDERS."""
-    from .hdf import remove_stale_partials
+    from .output import remove_stale_partials
 
     removed = [path for folder in folders for path in remove_stale_partials(folder)]
     for path in removed:

@@ -1,8 +1,6 @@
-"""Encodings for what a file format has no native place for.
+"""Encodings of metadata for what a file format has no native place for (plain Python and numpy
+values only: the model's own description, `usidbridge.model.describe`, is built on these).
 
-- **The USID description of a dataset** (`describe` / `from_description`): formats without a
-  native place for USID axes (TIFF, EDF, ...) store it beside the data as JSON, and the reader
-  rebuilds the exact Dataset from it.
 - **Metadata as JSON** (`tagged` / `untagged`): what JSON has no type for is tagged, so that the
   value comes back the same: numpy arrays as ``{"__ndarray__": flat values, "dtype", "shape"}``,
   bytes as ``{"__bytes__": base64}``, complex as ``{"__complex__": [re, im]}``, NaN and infinities
@@ -20,13 +18,12 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from .errors import ModelError
-from .model import Dataset, Dimension
 
 ENCODED_PREFIX = "usidbridge-json:"
 MAX_ENCODED_CHARS = 64 * 2**20
@@ -48,54 +45,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
-
-
-def describe(dataset: Dataset, order: Sequence[int]) -> dict[str, Any]:
-    """A JSON-ready description of a grid dataset whose data a file stores with its N-D axes in `order`.
-
-    Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
-    `from_description` rebuilds the exact Dataset from it.
-    """
-    order, positions = list(order), len(dataset.pos.dims)
-    return {
-        "name": dataset.name,
-        "quantity": dataset.quantity,
-        "units": dataset.units,
-        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in (dataset.dims[axis] for axis in order)],
-        "position": [order.index(axis) for axis in range(positions)],
-        "spectroscopic": [order.index(axis) for axis in range(positions, len(order))],
-        "metadata": tagged(dataset.metadata),
-    }
-
-
-def from_description(array: Any, description: Mapping[str, Any], **attributes: Any) -> Dataset:
-    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing).
-
-    ``position`` and ``spectroscopic`` list stored axis numbers (names may repeat across the two sides).
-    A description that does not fit the array (edited, damaged) is a `ModelError` saying how.
-    """
-    try:
-        dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
-        position, spectral = [int(axis) for axis in description["position"]], [int(axis) for axis in description["spectroscopic"]]
-        quantity, units = str(description["quantity"]), str(description["units"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelError(f"the stored USID description is incomplete or malformed ({type(error).__name__}: {error})") from None
-    sizes = [dim.size for dim in dims]
-    if sorted(position + spectral) != list(range(len(dims))):
-        raise ModelError(f"the stored USID description assigns axes {position} and {spectral}, not each of its {len(dims)} axes once")
-    if math.prod(sizes) != math.prod(array.shape):
-        raise ModelError(f"the stored USID description has axes of sizes {sizes}, which do not fit data of shape {tuple(array.shape)}")
-    array = array.reshape(sizes).transpose(position + spectral)
-    attributes.setdefault("metadata", untagged(description.get("metadata", {})))
-    return Dataset.from_ndarray(
-        array,
-        [dims[axis] for axis in position],
-        [dims[axis] for axis in spectral],
-        name=str(description.get("name", "Raw_Data")),
-        quantity=quantity,
-        units=units,
-        **attributes,
-    )
 
 
 def load_json(text: Any, what: str) -> Any:

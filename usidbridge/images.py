@@ -20,7 +20,7 @@ import numpy as np
 
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
-from .hdf import COPY_BLOCK_BYTES
+from .output import COPY_BLOCK_BYTES
 from .lazy import RowReader, is_file_backed, read_ahead, transpose_into
 from .model import Dataset, Dimension
 

@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from .codec import tagged, untagged
 from .errors import ModelError, NotAGridError, UnreadableFileError
+from .layout import fill_grid, grid_indices, grid_layout, index_dtype, matches_grid, strides
 from .lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows, RowReader, as_dask, is_file_backed, mapped
+from .rules import check_dataset
 
 PLACEHOLDER_NAME = "arb"
 PLACEHOLDER_UNITS = "a.u."
@@ -104,86 +107,6 @@ def placeholder_dimension() -> Dimension:
     return Dimension(PLACEHOLDER_NAME, PLACEHOLDER_UNITS, [0.0])
 
 
-def _along(values: np.ndarray, axis: int, ndim: int) -> np.ndarray:
-    """`values` shaped to broadcast along `axis` of an `ndim`-D grid."""
-    shape = [1] * ndim
-    shape[axis] = -1
-    return values.reshape(shape)
-
-
-def _fill_grid(table: np.ndarray, sizes: Sequence[int], columns: Sequence[np.ndarray]) -> np.ndarray:
-    """Write the C-ordered grid of `columns` (one 1-D array per dim, slowest first) into `table` (n, k)."""
-    view = table.reshape(*sizes, len(sizes))
-    for axis, column in enumerate(columns):
-        view[..., axis] = _along(column, axis, len(sizes))
-    return table
-
-
-def _matches_grid(table: np.ndarray, sizes: Sequence[int], order: Sequence[int], columns: Sequence[np.ndarray]) -> bool:
-    """True when column ``order[a]`` of `table` is ``columns[a]`` repeated over a C-ordered grid of `sizes`."""
-    view = table.reshape(*sizes, table.shape[1])
-    for axis, (column_index, column) in enumerate(zip(order, columns)):
-        stored, expected = view[..., column_index], _along(column, axis, len(sizes))
-        same = stored == expected
-        if np.issubdtype(column.dtype, np.floating) and np.isnan(column).any():
-            same |= np.isnan(stored) & np.isnan(expected)
-        if not same.all():
-            return False
-    return True
-
-
-def index_dtype(largest: int) -> np.dtype:
-    """uint32 (USID's index type), or uint64 when an index exceeds it."""
-    return np.dtype(np.uint32 if largest <= np.iinfo(np.uint32).max else np.uint64)
-
-
-def grid_indices(sizes: Sequence[int]) -> np.ndarray:
-    """Indices table (n, k) of the C-ordered grid with these sizes (slowest first), vectorised."""
-    sizes = [int(size) for size in sizes]
-    dtype = index_dtype(max(sizes, default=1))
-    table = np.empty((math.prod(sizes), len(sizes)), dtype=dtype)
-    return _fill_grid(table, sizes, [np.arange(size, dtype=dtype) for size in sizes])
-
-
-def grid_layout(indices: np.ndarray) -> tuple[list[int], list[int]] | None:
-    """``(column order, sizes)``, slowest first, if the rows of `indices` are a C-ordered full grid.
-
-    The rate of change of each column is read from the indices: the fastest column changes at
-    row 1, the next one after a whole run of the fastest, and so on; size-1 columns keep their
-    place. Returns None for anything else (sparse positions, gaps, shuffled rows).
-    """
-    rows, columns = indices.shape
-    first_change = {}
-    for j in range(columns):
-        column = indices[:, j]
-        changes_at = int(np.argmax(column != column[0]))
-        if changes_at:
-            first_change[j] = changes_at
-    order = list(range(columns))
-    varying = [j for j in order if j in first_change]
-    if len(varying) >= 2 and first_change[varying[0]] < first_change[varying[-1]]:
-        order.reverse()
-    key, last = {}, math.inf
-    for j in order:
-        last = first_change.get(j, last)
-        key[j] = last
-    order.sort(key=lambda j: -key[j])
-    varying = [j for j in order if j in first_change]
-    slower_strides = [rows] + [first_change[j] for j in varying[:-1]]
-    size_of = {}
-    for j, slower_stride in zip(varying, slower_strides):
-        if slower_stride % first_change[j]:
-            return None
-        size_of[j] = slower_stride // first_change[j]
-    ordered_sizes = [size_of.get(j, 1) for j in order]
-    if math.prod(ordered_sizes) != rows:
-        return None
-    ranges = [np.arange(size, dtype=indices.dtype) for size in ordered_sizes]
-    if not _matches_grid(indices, ordered_sizes, order, ranges):
-        return None
-    return order, ordered_sizes
-
-
 class Ancillary:
     """The Position or Spectroscopic description of one axis of a Main dataset.
 
@@ -237,9 +160,9 @@ class Ancillary:
             order, sizes = layout
             dims = [
                 Dimension(labels[j], units[j], values[: stride * size : stride, j])
-                for j, size, stride in zip(order, sizes, _strides(sizes))
+                for j, size, stride in zip(order, sizes, strides(sizes))
             ]
-            if _matches_grid(values, sizes, order, [dim.values for dim in dims]):
+            if matches_grid(values, sizes, order, [dim.values for dim in dims]):
                 return cls(dims)
         table = cls.__new__(cls)
         table._dims = None
@@ -304,7 +227,7 @@ class Ancillary:
         """(n, k) float64 value table matching `indices`."""
         if self._values is None:
             table = np.empty((self.size, self.ndim), dtype=np.float64)
-            self._values = _fill_grid(table, self.shape, [dim.values for dim in self.dims])
+            self._values = fill_grid(table, self.shape, [dim.values for dim in self.dims])
             self._values.setflags(write=False)
         return self._values
 
@@ -321,8 +244,8 @@ class Ancillary:
             values = np.empty(indices.shape, values_dtype)
             columns = [np.arange(size, dtype=indices.dtype) for size in sizes]
             columns[0] = columns[0] + first
-            _fill_grid(indices, sizes, columns)
-            _fill_grid(values, sizes, [self._dims[0].values[first:last].astype(values_dtype), *[dim.values.astype(values_dtype) for dim in self._dims[1:]]])
+            fill_grid(indices, sizes, columns)
+            fill_grid(values, sizes, [self._dims[0].values[first:last].astype(values_dtype), *[dim.values.astype(values_dtype) for dim in self._dims[1:]]])
             trim = slice(start - first * inner, stop - first * inner)
             return indices[trim], values[trim]
         flat = np.arange(start, stop, dtype=np.int64)
@@ -358,15 +281,6 @@ class Ancillary:
         return f"Ancillary(table, labels={list(self.labels)}, units={list(self.units)}, rows={self.size})"
 
 
-def _strides(sizes: Sequence[int]) -> list[int]:
-    """Row strides of each dim in a C-ordered grid (slowest first)."""
-    strides, stride = [], 1
-    for size in reversed(sizes):
-        strides.append(stride)
-        stride *= size
-    return strides[::-1]
-
-
 def _flatten(array: Any, flat: tuple[int, int]) -> Any:
     """`array` as (positions, spectral) without reading it: a view when the strides allow; a memory map
     that needs a copy is read by blocks of rows when used (`FlatRows`)."""
@@ -387,22 +301,6 @@ def _flatten(array: Any, flat: tuple[int, int]) -> Any:
         row_axes = next(axis for axis in range(array.ndim + 1) if math.prod(array.shape[:axis]) == flat[0])
         return FlatRows(array, row_axes)
     return array.reshape(flat)
-
-
-ALLOWED_KINDS = "iufc"
-
-
-def check_dtype(dtype: np.dtype) -> str | None:
-    """Why `dtype` cannot be a USID Main dataset, or None when it can (numeric, complex, compound of those)."""
-    if dtype.fields:
-        for field, (field_dtype, *_rest) in dtype.fields.items():
-            problem = check_dtype(field_dtype)
-            if problem:
-                return f"field {field!r}: {problem}"
-        return None
-    if dtype.kind not in ALLOWED_KINDS:
-        return f"dtype {dtype} is not numeric, complex or compound"
-    return None
 
 
 class Dataset:
@@ -635,8 +533,6 @@ class Dataset:
 
     def validate(self) -> list:
         """Apply the in-memory USID rules; returns a list of `usidbridge.rules.Finding`."""
-        from .rules import check_dataset
-
         return check_dataset(self)
 
     def __repr__(self) -> str:
@@ -713,6 +609,54 @@ def restore_placeholders(dataset: Dataset, entries: Any) -> Dataset:
         if isinstance(entry, dict) and entry.get("side") in ("position", "spectroscopic") and isinstance(entry.get("value"), (int, float)) and isinstance(entry.get("name"), str) and entry["name"]:
             setattr(dataset, "pos" if entry["side"] == "position" else "spec", Ancillary([Dimension(entry["name"], str(entry.get("units", "")), [float(entry["value"])])]))
     return dataset
+
+
+def describe(dataset: Dataset, order: Sequence[int]) -> dict[str, Any]:
+    """A JSON-ready description of a grid dataset whose data a file stores with its N-D axes in `order`.
+
+    Formats without a native place for USID axes (TIFF, ...) store it beside the data, and
+    `from_description` rebuilds the exact Dataset from it.
+    """
+    order, positions = list(order), len(dataset.pos.dims)
+    return {
+        "name": dataset.name,
+        "quantity": dataset.quantity,
+        "units": dataset.units,
+        "axes": [{"name": dim.name, "units": dim.units, "values": dim.values.tolist()} for dim in (dataset.dims[axis] for axis in order)],
+        "position": [order.index(axis) for axis in range(positions)],
+        "spectroscopic": [order.index(axis) for axis in range(positions, len(order))],
+        "metadata": tagged(dataset.metadata),
+    }
+
+
+def from_description(array: Any, description: Mapping[str, Any], **attributes: Any) -> Dataset:
+    """The Dataset of `describe`, from the stored array (its size-1 axes may be missing).
+
+    ``position`` and ``spectroscopic`` list stored axis numbers (names may repeat across the two sides).
+    A description that does not fit the array (edited, damaged) is a `ModelError` saying how.
+    """
+    try:
+        dims = [Dimension(axis["name"], axis["units"], axis["values"]) for axis in description["axes"]]
+        position, spectral = [int(axis) for axis in description["position"]], [int(axis) for axis in description["spectroscopic"]]
+        quantity, units = str(description["quantity"]), str(description["units"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"the stored USID description is incomplete or malformed ({type(error).__name__}: {error})") from None
+    sizes = [dim.size for dim in dims]
+    if sorted(position + spectral) != list(range(len(dims))):
+        raise ModelError(f"the stored USID description assigns axes {position} and {spectral}, not each of its {len(dims)} axes once")
+    if math.prod(sizes) != math.prod(array.shape):
+        raise ModelError(f"the stored USID description has axes of sizes {sizes}, which do not fit data of shape {tuple(array.shape)}")
+    array = array.reshape(sizes).transpose(position + spectral)
+    attributes.setdefault("metadata", untagged(description.get("metadata", {})))
+    return Dataset.from_ndarray(
+        array,
+        [dims[axis] for axis in position],
+        [dims[axis] for axis in spectral],
+        name=str(description.get("name", "Raw_Data")),
+        quantity=quantity,
+        units=units,
+        **attributes,
+    )
 
 
 def group_by_positions(datasets: Sequence[Dataset]) -> list[list[Dataset]]:

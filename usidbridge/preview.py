@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .hdf import COPY_BLOCK_BYTES, atomic_output
+from .output import COPY_BLOCK_BYTES, atomic_output
 from .images import rgb_fields
 from .model import Dataset, Dimension
 

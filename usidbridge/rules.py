@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import h5py
 import numpy as np
 
-from .hdf import DAMAGED_HDF5, dereference, open_hdf5, string_attr, string_list_attr, unbacked_size
-from .model import check_dtype, grid_layout
+from .attributes import string_attr, string_list_attr
+from .errors import UsidBridgeError
+from .hdf import DAMAGED_HDF5, dereference, open_hdf5, unbacked_size
+from .layout import check_dtype, grid_layout
 
 if TYPE_CHECKING:
     from .model import Dataset
@@ -347,7 +349,6 @@ def validate(target: str | PathLike[str] | h5py.File | h5py.Group) -> Report:
 
 def _say_what_it_is(report: Report, path: Path) -> None:
     """F01 on a file another format reads (NSID, NeXus, HyperSpy, netCDF, a Velox EMD...): say which, and the command that makes it USID."""
-    from .errors import UsidBridgeError
     from .registry import detect
 
     try:

@@ -38,7 +38,7 @@ import numpy as np
 from usidbridge import __version__
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError, WriteError
 from usidbridge.attributes import read_attrs, string_attr, string_list, string_list_attr, write_attr, write_attrs
-from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, write_tree
+from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, holds_marked, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, write_tree
 from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_rows, failed_write, new_hdf5, row_chunks
 from usidbridge.lazy import FileArray
 from usidbridge.model import Ancillary, Dataset, group_by_positions
@@ -346,10 +346,7 @@ class H5USIDFormat(Format):
         if not has_hdf5_signature(head):
             return 0
         with sniffed(path) as file:
-            found = file.visititems(
-                lambda _name, obj: True if isinstance(obj, h5py.Dataset) and "Position_Indices" in obj.attrs else None
-            )
-        return 2 if found else 0  # other HDF5 files are the plain hdf5 format's
+            return 2 if holds_marked(file, h5py.Dataset, ["Position_Indices"]) else 0  # other HDF5 files are the plain hdf5 format's
 
     def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         file = open_hdf5(path)

@@ -51,7 +51,7 @@ import numpy as np
 from usidbridge import registry
 from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.attributes import attribute, read_attrs, string_attr, string_list_attr
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, subgroups, unbacked_size, write_tree
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, holds_marked, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, subgroups, unbacked_size, write_tree
 from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, new_hdf5, row_chunks
 from usidbridge.codec import load_json, plain
 from usidbridge.lazy import as_dask
@@ -393,8 +393,7 @@ class NexusFormat(Format):
         if not has_hdf5_signature(head):
             return 0
         with sniffed(path) as file:
-            found = file.visititems(lambda _name, obj: True if isinstance(obj, h5py.Group) and nx_class(obj) == "NXdata" else None)
-        return 2 if found else 0
+            return 2 if holds_marked(file, h5py.Group, ["NX_class"], where=lambda group: nx_class(group) == "NXdata") else 0
 
     def read(self, path: Path, *, lazy: bool = False, spectroscopic: Sequence[str] | int | None = None) -> list[Dataset]:
         file = open_hdf5(path)

@@ -37,7 +37,7 @@ import h5py
 
 from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.attributes import string_attr
-from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, open_hdf5, read_tree, read_whole, require_backed, sniffed, subgroups
+from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, holds_marked, marked, open_hdf5, read_tree, read_whole, require_backed, sniffed, subgroups
 from usidbridge.output import new_hdf5
 from usidbridge.lazy import FileArray
 from usidbridge.model import Dataset
@@ -47,14 +47,15 @@ from usidbridge.sid import from_sidpy, to_sidpy
 NSID_ATTRIBUTES = ("main_data_name", "data_type")  # pyNSID's marks of a Main dataset, with quantity and units
 
 
-def is_nsid_main(obj: Any) -> bool:
-    """True for what pyNSID takes for a Main dataset: N-D, its marks, a dimension scale list."""
-    return isinstance(obj, h5py.Dataset) and all(name in obj.attrs for name in NSID_ATTRIBUTES) and "DIMENSION_LIST" in obj.attrs
+NSID_MAIN_MARKS = (*NSID_ATTRIBUTES, "DIMENSION_LIST")  # what pyNSID takes for a Main dataset: its marks, a dimension scale list
 
 
 def nsid_mains(file: h5py.File) -> list[h5py.Dataset]:
-    found: list[h5py.Dataset] = []
-    file.visititems(lambda _name, obj: found.append(obj) if is_nsid_main(obj) else None)
+    """The NSID Main datasets of `file`; raises `UnreadableFileError` for one whose attributes cannot be read."""
+    found = marked(file, h5py.Dataset, NSID_MAIN_MARKS, every=True)
+    damaged = [item for item in found if isinstance(item, str)]
+    if damaged:
+        raise UnreadableFileError(f"damaged NSID file: {damaged[0]} cannot be read", file.filename)
     return found
 
 
@@ -126,7 +127,7 @@ class NsidFormat(Format):
         if not has_hdf5_signature(head):
             return 0
         with sniffed(path) as file:
-            return 2 if file.visititems(lambda _name, obj: True if is_nsid_main(obj) else None) else 0
+            return 2 if holds_marked(file, h5py.Dataset, NSID_MAIN_MARKS, every=True) else 0
 
     def read(self, path: Path, *, lazy: bool = False) -> list[Dataset]:
         return read_file(path, lazy=lazy)

@@ -290,3 +290,40 @@ def test_report_as_json_and_text(tmp_path):
     data = json.loads(report.to_json())
     assert data["compliant"] is False and data["findings"][0]["rule"] == "A09"
     assert "A09" in report.to_text() and "NOT USID-compliant" in report.to_text()
+
+
+def test_the_marked_walk_finds_what_visititems_finds(tmp_path):
+    """`hdf.marked` (libhdf5's walk, objects opened only when they can match) finds the same objects,
+    in the same order, as h5py's visititems with the same test: hard links once, soft and external
+    links not followed, groups and datasets told apart, `every` and `where` and `first` honoured."""
+    import h5py
+
+    from usidbridge.hdf import holds_marked, marked
+
+    path = tmp_path / "walk.h5"
+    with h5py.File(path, "w") as file:
+        for name in ("b/one", "a/two", "a/deep/three", "c/plain"):
+            file.create_dataset(name, data=[1, 2])
+        for name in ("b/one", "a/two", "a/deep/three"):
+            file[name].attrs["Position_Indices"] = 1
+        file["a/two"].attrs["Spectroscopic_Indices"] = 1
+        file["a/deep"].attrs["Position_Indices"] = 1  # a group: not a dataset
+        file["c/hard"] = file["b/one"]  # a second hard link: visited once
+        file["c/soft"] = h5py.SoftLink("/a/two")
+        file["c/outside"] = h5py.ExternalLink("elsewhere.h5", "/x")
+        file["c"].attrs["NX_class"] = "NXdata"
+        file["a"].attrs["NX_class"] = "NXentry"
+    with h5py.File(path, "r") as file:
+        def reference(kind, test):
+            found = []
+            file.visititems(lambda _name, obj: found.append(obj.name) if isinstance(obj, kind) and test(obj) else None)
+            return found
+
+        assert [item.name for item in marked(file, h5py.Dataset, ["Position_Indices"])] == reference(h5py.Dataset, lambda obj: "Position_Indices" in obj.attrs)
+        assert [item.name for item in marked(file, h5py.Dataset, ["Position_Indices", "Spectroscopic_Indices"], every=True)] == ["/a/two"]
+        assert [item.name for item in marked(file, h5py.Group, ["Position_Indices"])] == ["/a/deep"]
+        nxdata = marked(file, h5py.Group, ["NX_class"], where=lambda group: group.attrs["NX_class"] == "NXdata")
+        assert [item.name for item in nxdata] == ["/c"]
+        assert len(marked(file, h5py.Dataset, ["Position_Indices"], first=True)) == 1
+        assert holds_marked(file, h5py.Dataset, ["Position_Indices"]) and not holds_marked(file, h5py.Dataset, ["Nothing"])
+        assert [item.name for item in marked(file["a"], h5py.Dataset, ["Position_Indices"])] == reference(h5py.Dataset, lambda obj: obj.name.startswith("/a/") and "Position_Indices" in obj.attrs)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .attributes import string_attr, string_list_attr
 from .errors import UsidBridgeError
-from .hdf import DAMAGED_HDF5, dereference, open_hdf5, unbacked_size
+from .hdf import DAMAGED_HDF5, dereference, marked, open_hdf5, unbacked_size
 from .layout import check_dtype, grid_layout
 
 if TYPE_CHECKING:
@@ -316,20 +316,7 @@ class _Checker:
 
 def _candidates(file: h5py.File | h5py.Group) -> list[h5py.Dataset | str]:
     """Datasets carrying any ancillary reference attribute; an unreadable object yields its path."""
-    found: list[Any] = []
-
-    def visit(name: str, obj: Any) -> None:
-        try:
-            if isinstance(obj, h5py.Dataset) and any(key in obj.attrs for key in ANCILLARY_NAMES):
-                found.append(obj)
-        except DAMAGED_HDF5:
-            found.append(f"{file.name.rstrip('/')}/{name}")
-
-    try:
-        file.visititems(visit)
-    except DAMAGED_HDF5:
-        found.append(file.name)
-    return found
+    return marked(file, h5py.Dataset, ANCILLARY_NAMES)
 
 
 def validate(target: str | PathLike[str] | h5py.File | h5py.Group) -> Report:

@@ -51,13 +51,16 @@ FORBIDDEN = ("|", ";", "{", "}", "\n")
 CBF_MAGIC = b"###CBF"
 EXACT_AXIS_LIMIT = 256
 MAX_EDF_RANK = 8
-DIM_KEY = re.compile(rb"_(\d+)\s*=")  # "_N =", then "Dim" checked before it: 10x faster than IGNORECASE, 2x than lower-casing the head
-PRECHECK_BYTES = 2**20
 EDF_BLOCK = 512  # EDF headers are padded to a multiple of this
+MAX_HEADER_BYTES = 512 * EDF_BLOCK  # FabIO's limit for one header, unless EDF_HeaderSize declares more
+HEADER_END = re.compile(rb"}\r?\n")
+HEADER_PADDING = b" \t\n\r\x0b\x0c\x00"
+DEFAULTS_SKIPPED = ("SIZE", "IMAGE", "HEADERID")  # keys of a general header that frames do not take over
 # What FabIO raises when it cannot identify or parse a file (its format classes read with struct,
 # numpy and text parsing and check little themselves).
-# NameError: FabIO's UnboundLocalError on odd headers; SyntaxError: lxml's, from FabIO's XML formats (XSD)
-FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, MemoryError, NameError, SyntaxError)
+# NameError: FabIO's UnboundLocalError on odd headers; SyntaxError: lxml's, from FabIO's XML formats (XSD);
+# OverflowError: a size of "1e400" or "inf", which FabIO reads with int(float(text))
+FABIO_FAILURES = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, struct.error, EOFError, NotImplementedError, RuntimeError, UnicodeDecodeError, ZeroDivisionError, OverflowError, MemoryError, NameError, SyntaxError)
 
 
 def _number(text: str) -> float | str:
@@ -212,21 +215,111 @@ class _Frames:
         return stack
 
 
-def _precheck(path: Path) -> None:
-    """Refuse EDF headers that would make FabIO loop or allocate without bound, before FabIO parses them.
+def _header_keys(block: bytes) -> dict[str, str]:
+    """The keys of one header block as FabIO reads them: ``key = value`` pairs separated by ';',
+    padding and NUL stripped, ASCII only, the first of repeated keys kept."""
+    header: dict[str, str] = {}
+    for line in block.split(b";"):
+        key, equals, value = line.partition(b"=")
+        if not equals:
+            continue
+        try:
+            key_text, value_text = key.strip(HEADER_PADDING).decode("ascii"), value.strip(HEADER_PADDING).decode("ascii")
+        except UnicodeDecodeError:
+            continue
+        header.setdefault(key_text, value_text)
+    return header
 
-    FabIO counts up to the largest ``Dim_N`` key: ``Dim_18446744073709551617`` would take forever.
+
+def _whole_number(text: str | None) -> int | None:
+    """A size as FabIO reads it (``"1024"``, ``"1024.0"``), or None."""
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        try:
+            return int(float(text))
+        except (ValueError, OverflowError):
+            return None
+
+
+def _data_bytes(header: dict[str, str], general: bool) -> int | None:
+    """How many bytes of data follow a header, as FabIO finds it: for a frame Size, else
+    EDF_BinarySize, else the declared Dim_N of DataType when uncompressed; for a general header
+    EDF_BinarySize or 0. None when FabIO cannot know it either."""
+    binary = header.get("EDF_BinarySize")
+    declared = int(binary) if binary is not None and binary.strip().lstrip("+-").isdecimal() else None
+    if general:
+        return declared or 0
+    caps = {key.upper(): value for key, value in header.items()}
+    size = _whole_number(caps.get("SIZE"))
+    if size is not None or declared is not None:
+        return size if size is not None else declared
+    if not caps.get("COMPRESSION", "NONE").upper().startswith("NO"):
+        return None
+    from fabio.edfimage import DATA_TYPES
+
+    rank = max((int(key[4:]) for key in caps if key.startswith("DIM_") and key[4:].isdecimal()), default=0)
+    sizes = [_whole_number(caps.get(f"DIM_{axis}", "0" if axis == 1 else "1")) for axis in range(1, rank + 1)]
+    if any(size is None for size in sizes) or caps.get("DATATYPE", "UnsignedShort") not in DATA_TYPES:
+        return None
+    return math.prod(sizes) * np.dtype(DATA_TYPES[caps.get("DATATYPE", "UnsignedShort")]).itemsize
+
+
+def _check_headers(path: Path) -> None:
+    """Check each header block of an EDF file (`_check_header`), found as FabIO walks it: a block
+    from '{' to '}' and a newline, then the frame's data (`_data_bytes`), then the next block. A
+    general header's keys are included in each frame's, as FabIO does. Ends where FabIO stops
+    reading frames: the end of the file, no '{', a runaway header, a data size it cannot know.
+
+    FabIO computes each frame's shape while it reads the headers, so the headers are checked here,
+    before FabIO reads them; this walk reads only the header blocks, not the data.
     """
     with open(path, "rb") as handle:
-        head = handle.read(PRECHECK_BYTES)
-    if not head.lstrip().startswith(b"{"):
-        return
-    for match in DIM_KEY.finditer(head):
-        key_start = match.start() - 3
-        if head[max(0, key_start) : match.start()].lower() != b"dim" or (key_start > 0 and head[key_start - 1 : key_start].isalnum()):
-            continue
-        if int(match[1]) > MAX_EDF_RANK:
-            raise UnreadableFileError(f"the EDF header at byte {key_start} declares a dimension Dim_{match[1].decode()}; EDF frames have at most {MAX_EDF_RANK}", path)
+        offset, defaults, size = 0, {}, path.stat().st_size
+        while offset < size:
+            handle.seek(offset)
+            text = handle.read(EDF_BLOCK)
+            begin = text.find(b"{")
+            if begin < 0 or text[:begin].strip():
+                return
+            end = HEADER_END.search(text, begin)
+            while end is None and len(text) < MAX_HEADER_BYTES:
+                more = handle.read(EDF_BLOCK * 8)
+                if not more:
+                    return
+                text += more
+                end = HEADER_END.search(text, max(begin, len(text) - len(more) - 2))
+            if end is None:
+                return
+            header = _header_keys(text[begin + 1 : end.start()])
+            general = "EDF_DataFormatVersion" in header
+            merged = header if general else {**{key: value for key, value in defaults.items() if key not in header}, **header}
+            if general:
+                defaults = {key: value for key, value in header.items() if not key.startswith("EDF_") and key.upper() not in DEFAULTS_SKIPPED}
+            _check_header(path, offset, merged)
+            data_bytes = _data_bytes(merged, general)
+            if data_bytes is None:
+                return
+            if data_bytes < 0:  # FabIO would seek back to read the next header: Size -512 reads this one for ever
+                raise UnreadableFileError(f"the EDF header at byte {offset} declares {data_bytes} bytes of data", path)
+            offset += end.end() + data_bytes
+
+
+def _check_header(path: Path, offset: int, header: dict[str, str]) -> None:
+    """Refuse a header on which FabIO would count without bound: it counts up to the largest
+    ``Dim_N`` key, and ``Dim_18446744073709551617`` would take for ever."""
+    for key in header:
+        if key[:4].upper() == "DIM_" and key[4:].isdecimal() and int(key[4:]) > MAX_EDF_RANK:
+            raise UnreadableFileError(f"the EDF header at byte {offset} declares a dimension {key}; EDF frames have at most {MAX_EDF_RANK}", path)
+
+
+def _precheck(path: Path) -> None:
+    """Refuse an EDF file whose headers would make FabIO loop without bound, in the first frame's
+    header or the thousandth's, before FabIO parses them (other FabIO formats pass)."""
+    with open(path, "rb") as handle:
+        head = handle.read(EDF_BLOCK)
+    if head.lstrip().startswith(b"{"):
+        _check_headers(path)
 
 
 def _text(value: Any) -> str:

@@ -1,5 +1,8 @@
 """EDF and FabIO images: every ESRF data type and byte order, headers, stacks, series, bad files."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -251,13 +254,45 @@ def test_an_eager_series_is_read_once_into_one_array(tmp_path):
     assert np.asarray(dataset.to_ndarray())[1, 2].tolist() == [0, 10, 1, 11, 2, 12]
 
 
+GENERAL_HEADER = ("{\nEDF_DataFormatVersion = 2.0 ;\nDim_18446744073709551617 = 1 ;\n".ljust(510) + "}\n").encode("ascii")
+
+
+@pytest.mark.parametrize(
+    "hostile, said",
+    [
+        ({"Dim_18446744073709551617": "1"}, "the EDF header at byte 2098176 declares a dimension Dim_18446744073709551617"),
+        ({"Size": "-512"}, "the EDF header at byte 2098176 declares -512 bytes of data"),
+        ({"Size": "1e400"}, "OverflowError"),
+        ("general", "the EDF header at byte 0 declares a dimension Dim_18446744073709551617"),
+    ],
+)
+def test_a_later_header_that_would_make_fabio_loop_is_refused(tmp_path, hostile, said):
+    """FabIO reads every frame's header before any data, and loops for ever on some: a huge Dim_N
+    (it counts up to N), a Size of -512 (it seeks back and reads the same header again). The third
+    frame's header, past the first MiB, or a general header that every frame takes over, is
+    refused as the first frame's is. Each read runs in a child that must end within a minute: these
+    files hung the reader before."""
+    frames = [np.full((512, 1024), index, np.uint16) for index in range(3)]  # 1 MiB each
+    path = tmp_path / "stack.edf"
+    if hostile == "general":
+        path.write_bytes(GENERAL_HEADER + edf_bytes(frames, "UnsignedShort"))
+    else:
+        path.write_bytes(edf_bytes(frames, "UnsignedShort", extra=[{}, {}, hostile]))
+    before = path.read_bytes()
+    for lazy in (False, True):
+        script = f"import usidbridge as ub; ub.read({str(path)!r}, lazy={lazy})"
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and "UnreadableFileError" in result.stderr and said in result.stderr and str(path) in result.stderr
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("key", [b"Dim_18446744073709551617", b"dim_99", b"DIM_9"])
 def test_an_edf_header_declaring_too_many_dimensions_is_refused_before_fabio(tmp_path, key):
     """FabIO counts up to the largest Dim_N key (for ever, for a huge N): any case of the key is refused first."""
     good = edf_bytes([np.arange(12, dtype=np.int32).reshape(3, 4)], "SignedInteger")
     path = tmp_path / "many_dims.edf"
     path.write_bytes(good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 3 ; " + key + b" = 1 ;", 1))
-    with pytest.raises(UnreadableFileError, match=f"Dim_{key[4:].decode()}; EDF frames have at most"):
+    with pytest.raises(UnreadableFileError, match=f"declares a dimension {key.decode()}; EDF frames have at most"):
         ub.read(path)
     path.write_bytes(good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 3 ; X" + key + b" = 1 ;", 1))  # another key that ends like one
     (dataset,) = ub.read(path)

@@ -231,6 +231,14 @@ def _header_keys(block: bytes) -> dict[str, str]:
     return header
 
 
+def _integer(text: str | None) -> int | None:
+    """An integer as Python's int() reads it (FabIO reads EDF_BinarySize so), or None."""
+    try:
+        return int(text) if text is not None else None
+    except ValueError:
+        return None
+
+
 def _whole_number(text: str | None) -> int | None:
     """A size as FabIO reads it (``"1024"``, ``"1024.0"``), or None."""
     try:
@@ -246,8 +254,7 @@ def _data_bytes(header: dict[str, str], general: bool) -> int | None:
     """How many bytes of data follow a header, as FabIO finds it: for a frame Size, else
     EDF_BinarySize, else the declared Dim_N of DataType when uncompressed; for a general header
     EDF_BinarySize or 0. None when FabIO cannot know it either."""
-    binary = header.get("EDF_BinarySize")
-    declared = int(binary) if binary is not None and binary.strip().lstrip("+-").isdecimal() else None
+    declared = _integer(header.get("EDF_BinarySize"))
     if general:
         return declared or 0
     caps = {key.upper(): value for key, value in header.items()}

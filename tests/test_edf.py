@@ -297,3 +297,76 @@ def test_an_edf_header_declaring_too_many_dimensions_is_refused_before_fabio(tmp
     path.write_bytes(good.replace(b"Dim_2 = 3 ;", b"Dim_2 = 3 ; X" + key + b" = 1 ;", 1))  # another key that ends like one
     (dataset,) = ub.read(path)
     assert dataset.shape == (12, 1)
+
+
+def plain_and_fabio_reads(path, monkeypatch, **options):
+    """The file read as usual and with FabIO forced (no `_plain_stack`), eagerly and lazily."""
+    import sys
+
+    from usidbridge import registry
+
+    module = sys.modules[type(registry.get("edf")).__module__]
+    usual = [ub.read(path, lazy=lazy, **options)[0] for lazy in (False, True)]
+    with monkeypatch.context() as patch:
+        patch.setattr(module, "_plain_stack", lambda path, blocks: None)
+        forced = [ub.read(path, lazy=lazy, **options)[0] for lazy in (False, True)]
+    return usual, forced
+
+
+def assert_same_reads(usual, forced):
+    for mine, theirs in zip(usual, forced):
+        data, reference = np.asarray(mine.to_ndarray()), np.asarray(theirs.to_ndarray())
+        assert data.dtype == reference.dtype and data.tobytes() == reference.tobytes()
+        assert mine.dims == theirs.dims and (mine.quantity, mine.units, mine.name) == (theirs.quantity, theirs.units, theirs.name)
+        assert mine.metadata == theirs.metadata
+
+
+@pytest.mark.parametrize("byte_order", ["LowByteFirst", "HighByteFirst"])
+@pytest.mark.parametrize("data_type", sorted(ESRF_TYPES))
+def test_plain_stacks_read_without_fabio_as_fabio_reads_them(tmp_path, monkeypatch, data_type, byte_order):
+    """A file of uncompressed 2-D frames of one type is read from the header walk, without FabIO's
+    per-frame parsing: the same data, dims and header metadata as through FabIO, eager and lazy,
+    with motors, counters, repeated keys and padding in the headers."""
+    import sys
+
+    from usidbridge import registry
+
+    module = sys.modules[type(registry.get("edf")).__module__]
+    frames = [(np.arange(12) * (index + 1)).astype(ESRF_TYPES[data_type]).reshape(3, 4) for index in range(3)]
+    extra = [{"motor_mne": "x y", "motor_pos": f"{index} 2.5", "counter_mne": "mon", "counter_pos": "7", "Title": "a = b", "Repeated": "first"} for index in range(3)]
+    path = tmp_path / "plain.edf"
+    path.write_bytes(edf_bytes(frames, data_type, byte_order, extra).replace(b"Repeated = first ;", b"Repeated = first ; Repeated = last ;"))
+    assert module._precheck(path) is not None  # the fast path is the one taken
+    usual, forced = plain_and_fabio_reads(path, monkeypatch)
+    assert_same_reads(usual, forced)
+    assert usual[0].metadata["edf"]["header"]["Repeated"] == "last"
+
+
+def test_files_fabio_must_read_take_its_path_and_ours_read_alike(tmp_path, monkeypatch):
+    """Files our walk does not call plain (compressed, general header, odd key case, no Size, one
+    frame of another shape, trailing bytes) go through FabIO; the fixture and a file we write read
+    alike both ways."""
+    import sys
+
+    from usidbridge import registry
+
+    module = sys.modules[type(registry.get("edf")).__module__]
+    frames = [np.arange(12, dtype=np.uint16).reshape(3, 4)] * 2
+    good = edf_bytes(frames, "UnsignedShort")
+    odd = {
+        "general header": ("{\nEDF_DataFormatVersion = 2.0 ;\nmotor_mne = z ;\n".ljust(510) + "}\n").encode() + good,
+        "lower-case key": good.replace(b"DataType =", b"datatype =", 1),
+        "no Size": good.replace(b"Size = 24 ;", b"Sizf = 24 ;"),
+        "another shape": edf_bytes([frames[0], np.arange(8, dtype=np.uint16).reshape(2, 4)], "UnsignedShort"),
+        "trailing bytes": good + b"\x00" * 3,
+    }
+    for name, content in odd.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.edf"
+        path.write_bytes(content)
+        assert module._precheck(path) is None, name
+    written = tmp_path / "written.edf"
+    ub.write(ub.Dataset.from_ndarray(np.arange(24.0).reshape(2, 3, 4), [ub.Dimension("Y", "m", 2), ub.Dimension("X", "m", 3)], [ub.Dimension("E", "eV", 4)], quantity="I", units="a.u."), written)
+    for path in (FIXTURES / "detector_frames.edf", written):
+        assert module._precheck(path) is not None
+        for options in ({}, {"frames": "position"}):
+            assert_same_reads(*plain_and_fabio_reads(path, monkeypatch, **options))

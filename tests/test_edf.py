@@ -370,3 +370,12 @@ def test_files_fabio_must_read_take_its_path_and_ours_read_alike(tmp_path, monke
         assert module._precheck(path) is not None
         for options in ({}, {"frames": "position"}):
             assert_same_reads(*plain_and_fabio_reads(path, monkeypatch, **options))
+
+
+def test_the_type_table_is_fabios():
+    """The ESRF type names the header walk reads without FabIO are FabIO's, with the same numpy types."""
+    from fabio.edfimage import DATA_TYPES
+
+    from usidbridge.converters.edf import EDF_TYPES
+
+    assert {name: np.dtype(kind) for name, kind in EDF_TYPES.items()} == {name: np.dtype(kind) for name, kind in DATA_TYPES.items()}

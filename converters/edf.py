@@ -325,17 +325,17 @@ def _walk(path: Path) -> tuple[list[_Block], bool]:
     before FabIO reads them; this walk reads only the header blocks, not the data.
     """
     blocks: list[_Block] = []
-    with open(path, "rb") as handle:
-        offset, defaults, size = 0, {}, os.fstat(handle.fileno()).st_size
+    with open(path, "rb", buffering=0) as handle:  # one positioned read per header: no read-ahead of data
+        descriptor = handle.fileno()
+        offset, defaults, size = 0, {}, os.fstat(descriptor).st_size
         while offset < size:
-            handle.seek(offset)
-            text = handle.read(EDF_BLOCK)
+            text = os.pread(descriptor, EDF_BLOCK, offset)
             begin = text.find(b"{")
             if begin < 0 or text[:begin].strip():
                 return blocks, False
             end = HEADER_END.search(text, begin)
             while end is None and len(text) < MAX_HEADER_BYTES:
-                more = handle.read(EDF_BLOCK * 8)
+                more = os.pread(descriptor, EDF_BLOCK * 8, offset + len(text))
                 if not more:
                     return blocks, False
                 text += more
@@ -366,7 +366,7 @@ def _plain_stack(path: Path, blocks: list[_Block]) -> tuple[list[dict[str, str]]
     that holds nothing but uncompressed 2-D frames of one type and shape, each header naming its
     keys as written here (`PLAIN_KEYS`), its Size in digits and what the frame holds; None for any other file,
     which FabIO reads. The walk that checked the headers has found everything FabIO would."""
-    layouts = set()
+    layouts, dtypes = set(), {}
     for block in blocks:
         header = block.header
         caps = {key.upper() for key in header}
@@ -378,7 +378,9 @@ def _plain_stack(path: Path, blocks: list[_Block]) -> tuple[list[dict[str, str]]
             return None
         if not (header["Dim_1"].isdecimal() and header["Dim_2"].isdecimal()):
             return None
-        dtype, shape = _frame_dtype(header, path), (int(header["Dim_2"]), int(header["Dim_1"]))
+        kind = (header["DataType"], header["ByteOrder"])
+        dtype = dtypes[kind] if kind in dtypes else dtypes.setdefault(kind, _frame_dtype(header, path))
+        shape = (int(header["Dim_2"]), int(header["Dim_1"]))
         if not header.get("Size", "").isdecimal() or int(header["Size"]) != block.data_bytes or block.data_bytes != math.prod(shape) * dtype.itemsize:
             return None
         layouts.add((dtype, shape))

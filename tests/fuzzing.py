@@ -429,7 +429,11 @@ def exercise(path: str, mode: str = "lazy") -> tuple[str, str]:
 
 
 def _worker() -> None:
-    """The worker process: read paths from stdin, answer outcomes on the original stdout."""
+    """The worker process: read paths from stdin, answer outcomes on the original stdout; killed
+    with the fuzzer, so that a run stopped outright leaves no worker reading on."""
+    from usidbridge.isolation import _die_with_parent
+
+    _die_with_parent(os.getppid())
     channel = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     for line in sys.stdin:

@@ -45,7 +45,7 @@ import numpy as np
 
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.images import dataset_to_stack, fill_stack, pixel_dims, read_by_rows, stack_order, stack_to_dataset
-from usidbridge.lazy import as_dask
+from usidbridge.lazy import as_dask, read_pieces
 from usidbridge.model import Dataset, Dimension, from_description
 from usidbridge.registry import Format, Profile
 
@@ -195,19 +195,12 @@ class _Frames:
 
     @staticmethod
     def _read_into(stack: np.ndarray, path: Path, starts: list[int]) -> None:
-        """Fill `stack` (frames, Y, X) with the frames at `starts`: readinto, at the speed of the page
-        cache (copying a memory map pays a page fault every 4 KiB, 1.4x slower)."""
-        frame_bytes = stack[0].nbytes
-        contiguous = all(b - a == frame_bytes for a, b in zip(starts, starts[1:]))
-        pieces = [(starts[0], memoryview(stack.reshape(-1)).cast("B"))] if contiguous else [(start, memoryview(frame.reshape(-1)).cast("B")) for start, frame in zip(starts, stack)]
+        """Fill `stack` (frames, Y, X) with the frames at `starts`: positioned reads at the speed of
+        the page cache, the frames shared among one thread per core (`read_pieces`; copying a
+        memory map pays a page fault every 4 KiB, 1.4x slower)."""
         with open(path, "rb", buffering=0) as handle:
-            for start, target in pieces:
-                handle.seek(start)
-                while target.nbytes:
-                    count = handle.readinto(target)
-                    if not count:
-                        raise UnreadableFileError(f"the file ended while reading the frame data from byte {start} (was it truncated while being read?)", path)
-                    target = target[count:]
+            read_pieces(handle.fileno(), list(zip(starts, stack)), str(path))
+
 
     def stack(self, lazy: bool) -> Any:
         """All frames as (frames, Y, X): read into one array in memory (eager reads of uncompressed

@@ -178,7 +178,7 @@ def test_a_file_that_ends_inside_the_data_is_an_error(tmp_path):
     path.write_bytes(bytes(range(256)) * 64)
     target = np.empty(20_000, np.uint8)
     with open(path, "rb") as handle:
-        with pytest.raises(UnreadableFileError, match="short.bin: the file ends 3616 bytes before the end of its data"):
+        with pytest.raises(UnreadableFileError, match="short.bin: the file ended 3616 bytes before the end of its data"):
             read_in_parts(handle.fileno(), 0, target, str(path))
         read_in_parts(handle.fileno(), 1000, target[:15_000], str(path))
     assert np.array_equal(target[:15_000], np.frombuffer(path.read_bytes()[1000:16_000], np.uint8))
@@ -203,3 +203,22 @@ def test_reads_outside_libhdf5_follow_the_open_file_not_its_name(tmp_path, monke
         monkeypatch.chdir(tmp_path / "second")
         assert np.array_equal(FileArray(raw)[()], array) and np.array_equal(mapped(raw), array)
     assert np.array_equal(np.asarray(lazy.data), array) and np.array_equal(lazy.lazy_nd(map_file=True).compute(), array.reshape(50, 50, 2000))
+
+
+@pytest.mark.parametrize("cores", [1, 2, 3])
+def test_pieces_at_gapped_offsets_read_alike_on_any_number_of_threads(tmp_path, monkeypatch, cores):
+    """`read_pieces` (EDF frames with headers between them) fills each buffer with its own bytes,
+    however the pieces are shared among threads, with pieces of any size, empty ones included."""
+    from usidbridge import lazy
+
+    monkeypatch.setattr(lazy, "PART_MIN_BYTES", 64)
+    monkeypatch.setattr(lazy.os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    content = np.random.default_rng(cores).integers(0, 256, 40_000, dtype=np.uint8)
+    path = tmp_path / "frames.bin"
+    path.write_bytes(content.tobytes())
+    offsets, sizes = [0, 700, 5000, 5000, 20_001, 39_000], [600, 4000, 0, 15_000, 9_000, 1000]
+    buffers = [np.empty(size, np.uint8) for size in sizes]
+    with open(path, "rb") as handle:
+        lazy.read_pieces(handle.fileno(), list(zip(offsets, buffers)), str(path))
+    for offset, buffer in zip(offsets, buffers):
+        assert np.array_equal(buffer, content[offset : offset + buffer.size])

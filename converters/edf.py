@@ -77,7 +77,7 @@ EDF_TYPES = {
     **(dict.fromkeys(("FloatIEEE128", "DoubleIEEE128", "QuadrupleValue"), "float128") if hasattr(np, "float128") else {}),
 }
 EDF_BLOCK = 512  # EDF headers are padded to a multiple of this
-MAX_HEADER_BYTES = 512 * EDF_BLOCK  # FabIO's limit for one header, unless EDF_HeaderSize declares more
+MAX_HEADER_BYTES = 512 * EDF_BLOCK  # FabIO's limit for one header (its EDF_HeaderSize raises it only for a header ending in its first block)
 HEADER_END = re.compile(rb"}\r?\n")
 HEADER_PADDING = b" \t\n\r\x0b\x0c\x00"
 DEFAULTS_SKIPPED = ("SIZE", "IMAGE", "HEADERID")  # keys of a general header that frames do not take over
@@ -268,13 +268,13 @@ def _integer(text: str | None) -> int | None:
 
 def _whole_number(text: str | None) -> int | None:
     """A size as FabIO reads it (``"1024"``, ``"1024.0"``), or None."""
+    number = _integer(text)
+    if number is not None or text is None:
+        return number
     try:
-        return int(text) if text is not None else None
-    except ValueError:
-        try:
-            return int(float(text))
-        except (ValueError, OverflowError):
-            return None
+        return int(float(text))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _data_bytes(header: dict[str, str], general: bool) -> int | None:

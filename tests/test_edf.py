@@ -379,4 +379,3 @@ def test_the_type_table_is_fabios():
     from usidbridge.converters.edf import EDF_TYPES
 
     assert {name: np.dtype(kind) for name, kind in EDF_TYPES.items()} == {name: np.dtype(kind) for name, kind in DATA_TYPES.items()}
-

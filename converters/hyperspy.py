@@ -21,6 +21,7 @@ RosettaSciIO dicts HyperSpy expects. HyperSpy alone cannot tell an h5USID ``.h5`
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,8 +34,8 @@ from usidbridge.api import read
 from usidbridge.codec import decode_value, encode_value, is_encoded
 from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.hdf import has_hdf5_signature, refuse_unbacked, sniffed
-from usidbridge.output import compression_filter
 from usidbridge.model import Dataset
+from usidbridge.output import compression_filter
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import dataset_from_signal, fields, hyperspy_dict, signal_dict, signal_dicts
 
@@ -130,6 +131,20 @@ def file_reader(filename: str, lazy: bool = False, **kwds: Any) -> list[dict[str
     return [_for_hyperspy(signal) for signal in signal_dicts(read(filename, lazy=lazy), lazy=lazy)]
 
 
+def _untrack(path: Path) -> None:
+    """Let a lazily read file close when its lazy data is freed. RosettaSciIO (0.15) keeps every
+    .hspy file it reads lazily open in a registry for the life of the process, to close them before
+    it overwrites one: a process that reads many lazily (a batch worker, a notebook's loop) holds an
+    HDF5 file, its memory and a file descriptor for each (the fuzzer's worker grew to 9 GiB).
+    usidbridge never writes over a file it reads (outputs are renamed into place), so the entry goes."""
+    from rsciio.hspy import _api
+
+    handles, lock = getattr(_api, "_lazy_file_handles", None), getattr(_api, "_lazy_file_handles_lock", None)
+    if isinstance(handles, dict) and lock is not None:
+        with lock:
+            handles.pop(os.fspath(Path(path).absolute()), None)
+
+
 class HyperspyFormat(Format):
     name = "hyperspy"
     description = "HyperSpy .hspy files (signals with navigation / signal axes)"
@@ -153,6 +168,8 @@ class HyperspyFormat(Format):
             signals = hs.load(path, lazy=lazy, file_format="hspy")
         except (*HSPY_FAILURES, TraitError) as error:  # TraitError: an axis attribute of the wrong type
             raise UnreadableFileError(f"HyperSpy cannot read this file ({type(error).__name__}: {error})", path) from None
+        if lazy:
+            _untrack(path)
         try:
             return [from_hyperspy(signal) for signal in (signals if isinstance(signals, list) else [signals])]
         except ModelError as error:

@@ -36,12 +36,12 @@ import h5py
 import numpy as np
 
 from usidbridge import __version__
-from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError, WriteError
 from usidbridge.attributes import read_attrs, string_attr, string_list, string_list_attr, write_attr, write_attrs
+from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError, WriteError
 from usidbridge.hdf import damaged_hdf5, dereference, has_hdf5_signature, holds_marked, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, write_tree
-from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_rows, failed_write, new_hdf5, row_chunks
 from usidbridge.lazy import FileArray
 from usidbridge.model import Ancillary, Dataset, group_by_positions
+from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_rows, failed_write, new_hdf5, row_chunks
 from usidbridge.registry import Format, Profile
 from usidbridge.rules import ANCILLARY_NAMES, main_candidates
 

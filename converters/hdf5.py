@@ -31,11 +31,11 @@ from typing import Any
 
 import h5py
 
-from usidbridge.errors import NotUSIDError, UnreadableFileError
 from usidbridge.attributes import read_attrs, string_attr
+from usidbridge.errors import NotUSIDError, UnreadableFileError
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, is_dimension_scale, open_hdf5, path_of, read_whole, require_backed, unbacked_size
-from usidbridge.lazy import FileArray
 from usidbridge.layout import check_dtype
+from usidbridge.lazy import FileArray
 from usidbridge.model import Dataset, Dimension, from_labelled, unique_per_side
 from usidbridge.registry import Format, Profile
 

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from usidbridge import progress, registry
+from usidbridge.codec import load_json, plain, tagged, untagged
 from usidbridge.errors import ModelError, UnreadableFileError, UnsupportedFeatureError, silenced
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, link_cycle, require_backed, sniffed
-from usidbridge.codec import load_json, plain, tagged, untagged
 from usidbridge.lazy import LAZY_BLOCK_BYTES, FileArray, NDRows, OrderedRows
 from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, placeholder_axes, restore_placeholders
 from usidbridge.registry import Format, Profile

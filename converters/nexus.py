@@ -49,13 +49,13 @@ import h5py
 import numpy as np
 
 from usidbridge import registry
-from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
 from usidbridge.attributes import attribute, read_attrs, string_attr, string_list_attr
-from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, holds_marked, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, subgroups, unbacked_size, write_tree
-from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, new_hdf5, row_chunks
 from usidbridge.codec import load_json, plain
+from usidbridge.errors import ModelError, NotUSIDError, UnreadableFileError
+from usidbridge.hdf import damaged_hdf5, has_hdf5_signature, holds_marked, open_hdf5, path_of, read_tree, read_whole, require_backed, sniffed, subgroups, unbacked_size, write_tree
 from usidbridge.lazy import as_dask
 from usidbridge.model import Ancillary, Dataset, Dimension, describe_placeholders, from_labelled, placeholder_axes, restore_placeholders, unique_per_side
+from usidbridge.output import COMPRESSION_HELP, LIBVER, compression_filter, copy_nd, new_hdf5, row_chunks
 from usidbridge.registry import Format, Profile
 
 SPECTROSCOPIC_ATTR = "usidbridge_spectroscopic"

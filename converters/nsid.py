@@ -35,12 +35,12 @@ from typing import Any
 
 import h5py
 
-from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.attributes import string_attr
+from usidbridge.errors import ModelError, UnreadableFileError
 from usidbridge.hdf import attached_scales, damaged_hdf5, has_hdf5_signature, holds_marked, marked, open_hdf5, read_tree, read_whole, require_backed, sniffed, subgroups
-from usidbridge.output import new_hdf5
 from usidbridge.lazy import FileArray
 from usidbridge.model import Dataset
+from usidbridge.output import new_hdf5
 from usidbridge.registry import Format, Profile
 from usidbridge.sid import from_sidpy, to_sidpy
 

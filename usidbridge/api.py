@@ -11,9 +11,9 @@ from typing import Any
 from . import registry
 from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
 from .hdf import has_hdf5_signature, touch_structure
-from .output import atomic_output, failed_write
 from .isolation import DEFAULT_TIMEOUT, isolated, probed
 from .model import Dataset
+from .output import atomic_output, failed_write
 
 PathLike = str | os.PathLike[str]
 SOURCE_SEPARATOR = "::"

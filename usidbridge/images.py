@@ -20,9 +20,9 @@ import numpy as np
 
 from . import progress
 from .errors import ModelError, UnsupportedFeatureError
-from .output import COPY_BLOCK_BYTES
 from .lazy import RowReader, is_file_backed, read_ahead, transpose_into
 from .model import Dataset, Dimension
+from .output import COPY_BLOCK_BYTES
 
 FRAMES_AS = ("spectroscopic", "position")
 

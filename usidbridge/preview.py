@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .output import COPY_BLOCK_BYTES, atomic_output
 from .images import rgb_fields
 from .model import Dataset, Dimension
+from .output import COPY_BLOCK_BYTES, atomic_output
 
 MAX_DATASETS = 12
 MAX_IMAGE_VALUES = 4_000_000

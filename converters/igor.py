@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,35 @@ def looks_like_ibw(head: bytes) -> bool:
         return False
     words = np.frombuffer(head[:CHECKSUM_BYTES], dtype=f"{found[1]}i2")
     return int(words.astype(np.int64).sum()) % 65536 == 0
+
+
+# The section sizes each version's binary header declares (int32 after the int16 version; Igor's
+# TN003), and where the wave header's npnts lies from the start of the file.
+SECTION_SIZES = {1: (2, 1), 2: (2, 3), 3: (2, 4), 5: (4, 15)}  # version -> (offset of the first size, how many)
+NPNTS_AT = {1: 8 + 42, 2: 16 + 42, 3: 20 + 42, 5: 64 + 12}
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse a wave whose headers declare more than the file holds, before igor2 reads it: igor2
+    builds a struct format of one character per declared item (a dimension-label size of 2^30
+    took 6 s and 1 GiB, and two minutes in a process with a large heap, before a MemoryError).
+    The sections (wave, formula, note, units, labels, ...) must fit in the file, and the points in the wave."""
+    with open(path, "rb") as handle:
+        head = handle.read(64 + 320)
+        size = os.fstat(handle.fileno()).st_size
+    found = _version(head)
+    if found is None:
+        return
+    version, order = found
+    first, count = SECTION_SIZES[version]
+    if len(head) < max(first + 4 * count, NPNTS_AT[version] + 4):
+        return  # igor2 says the file is short
+    sizes = struct.unpack_from(f"{order}{count}i", head, first)
+    (points,) = struct.unpack_from(f"{order}i", head, NPNTS_AT[version])
+    if min(sizes) < 0 or VERSIONS[version] + sum(sizes) > size:
+        raise UnreadableFileError(f"the version-{version} wave's header declares sections of {list(sizes)} bytes, more than the file's {size} bytes", path)
+    if not 0 <= points <= sizes[0]:
+        raise UnreadableFileError(f"the wave's header declares {points} points in a wave record of {sizes[0]} bytes", path)
 
 
 def _text(raw: Any) -> str:
@@ -210,6 +240,7 @@ def read_file(path: Path) -> list[Dataset]:
     """The datasets of one Igor binary wave; see the module text for the mapping."""
     from igor2 import binarywave
 
+    _check_sizes(path)
     try:
         with silenced("igor2"):  # it logs what it then raises: the error below says it once
             loaded = binarywave.load(str(path))

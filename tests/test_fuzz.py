@@ -85,6 +85,7 @@ REGRESSIONS = [
     ("stack.mrc", "zero_tail", 21614),  # the same, on a zeroed tail
     ("ours.nc", "hdf5_link_cycle", 1795),  # 20 s: netCDF-C looping on a link cycle in the probe child, before the reader refused the cycle
     ("map.bcf", "overwrite_range", 137),  # StopIteration inside RosettaSciIO's .bcf decoder, at compute time of a lazy read
+    ("asylum_force_curve.ibw", "bit_flips", 617),  # a dimension-label size of 2^30: igor2 built a 1 GiB struct format (6 s alone, minutes in a large process)
     ("temperature_series.nc", "hdf5_wrong_reference", 20769),  # SIGABRT inside netCDF-C once in the 80,000-read run (lazy); alone, the probe child contains it
 ]
 

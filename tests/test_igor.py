@@ -10,6 +10,7 @@ import pytest
 
 import usidbridge as ub
 from usidbridge import registry
+from usidbridge.errors import UnreadableFileError
 
 from conftest import assert_read_fails_cleanly, need
 
@@ -133,3 +134,23 @@ def test_damaged_waves_are_one_clean_error(shared_data, tmp_path, damage):
     }[damage]
     path = tmp_path / "damaged.ibw"
     assert_read_fails_cleanly(path, damaged)
+
+
+@pytest.mark.parametrize("lie", ["label size", "negative note size", "points"])
+def test_declared_sizes_beyond_the_file_are_refused_before_igor2(tmp_path, lie):
+    """igor2 builds a struct format of one character per declared item, so a size the file cannot
+    hold (a fuzzed dimension-label size of 2^30) cost seconds and a GiB before its MemoryError.
+    The headers' sizes are checked against the file first: one error naming the file and the sizes."""
+    path = write_wave(tmp_path / "wave.ibw", np.arange(6.0).reshape(2, 3), (1.0, 1.0), (0.0, 0.0), (b"m", b"m"), b"V", labels=("a",))
+    raw = bytearray(path.read_bytes())
+    if lie == "label size":
+        struct.pack_into("<i", raw, 44, 2**30)  # dimLabelsSize[1]
+    elif lie == "negative note size":
+        struct.pack_into("<i", raw, 12, -5)  # noteSize
+    else:
+        struct.pack_into("<i", raw, 64 + 12, 2**30)  # npnts
+    path.write_bytes(bytes(raw))
+    said = "declares" + (" 1073741824 points" if lie == "points" else " sections of")
+    with pytest.raises(UnreadableFileError, match=said) as error:
+        ub.read(path)
+    assert str(path) in str(error.value)

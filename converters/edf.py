@@ -176,14 +176,7 @@ class _Frames:
         frames = getattr(image, "_frames", None)
         if not frames or any(dict(f.header).get("Compression", "None").lower() not in ("none", "") for f in frames):
             return None
-        first = frames[0]
-        dtypes = {_frame_dtype(dict(f.header), path) for f in frames}
-        if any(f.shape != first.shape for f in frames) or len(dtypes) != 1 or len(first.shape) != 2:
-            return None  # not one stack of 2-D frames: read, and checked by the caller
-        starts = [f.start for f in frames]
-        if any(b - a != starts[1] - starts[0] for a, b in zip(starts, starts[1:])):
-            return None
-        return dtypes.pop(), (len(frames), *first.shape), starts
+        return _stack_layout([dict(f.header) for f in frames], [f.shape for f in frames], [f.start for f in frames], path)
 
     @staticmethod
     def _memmap(path: Path, dtype: np.dtype, shape: tuple[int, ...], starts: list[int]) -> np.ndarray:
@@ -359,7 +352,6 @@ def _plain_stack(path: Path, blocks: list[_Block]) -> tuple[list[dict[str, str]]
     that holds nothing but uncompressed 2-D frames of one type and shape, each header naming its
     keys as written here (`PLAIN_KEYS`), its Size in digits and what the frame holds; None for any other file,
     which FabIO reads. The walk that checked the headers has found everything FabIO would."""
-    layouts, dtypes = set(), {}
     for block in blocks:
         header = block.header
         caps = {key.upper() for key in header}
@@ -369,19 +361,28 @@ def _plain_stack(path: Path, blocks: list[_Block]) -> tuple[list[dict[str, str]]
             return None
         if header["DataType"] not in EDF_TYPES or header["ByteOrder"] not in ("LowByteFirst", "HighByteFirst"):
             return None
-        if not (header["Dim_1"].isdecimal() and header["Dim_2"].isdecimal()):
+        if not (header["Dim_1"].isdecimal() and header["Dim_2"].isdecimal() and header["Size"].isdecimal()) or int(header["Size"]) != block.data_bytes:
             return None
-        kind = (header["DataType"], header["ByteOrder"])
-        dtype = dtypes[kind] if kind in dtypes else dtypes.setdefault(kind, _frame_dtype(header, path))
-        shape = (int(header["Dim_2"]), int(header["Dim_1"]))
-        if not header.get("Size", "").isdecimal() or int(header["Size"]) != block.data_bytes or block.data_bytes != math.prod(shape) * dtype.itemsize:
-            return None
-        layouts.add((dtype, shape))
-    starts = [block.data_start for block in blocks]
-    if len(layouts) != 1 or any(b - a != starts[1] - starts[0] for a, b in zip(starts, starts[1:])):
+    headers, shapes = [block.header for block in blocks], [(int(block.header["Dim_2"]), int(block.header["Dim_1"])) for block in blocks]
+    layout = _stack_layout(headers, shapes, [block.data_start for block in blocks], path)
+    if layout is None or any(block.data_bytes != math.prod(layout[1][1:]) * layout[0].itemsize for block in blocks):
         return None
-    dtype, shape = layouts.pop()
-    return [block.header for block in blocks], (dtype, (len(blocks), *shape), starts)
+    return headers, layout
+
+
+def _stack_layout(headers: list[dict[str, str]], shapes: list[tuple[int, ...]], starts: list[int], path: Path) -> tuple[np.dtype, tuple[int, ...], list[int]] | None:
+    """(dtype, stack shape, data offset of each frame) of frames that are one stack of equal 2-D
+    frames of one type at equal distances, else None (FabIO then decodes them, and they are checked)."""
+    dtypes: dict[tuple[str | None, str | None], np.dtype] = {}
+    for header in headers:  # one dtype per (DataType, ByteOrder), not one per frame
+        kind = (header.get("DataType"), header.get("ByteOrder"))
+        if kind not in dtypes:
+            dtypes[kind] = _frame_dtype(header, path)
+    if not shapes or len(set(dtypes.values())) != 1 or len(set(shapes)) != 1 or len(shapes[0]) != 2:
+        return None
+    if any(b - a != starts[1] - starts[0] for a, b in zip(starts, starts[1:])):
+        return None
+    return next(iter(dtypes.values())), (len(shapes), *shapes[0]), list(starts)
 
 
 def _check_header(path: Path, offset: int, header: dict[str, str]) -> None:

@@ -311,7 +311,8 @@ def test_metadata_hdf5_cannot_hold_is_encoded_and_read_back(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["<f4", ">f8", "<c8", ">u2"])
 def test_large_data_read_in_parallel_parts_equals_what_pyusid_reads(tmp_path, usid, dtype):
-    """Main datasets of 16 MiB and more are read straight from the file in one part per core
+    """Main datasets of 1 MiB and more are read straight from the file, eagerly in another thread
+    while the metadata is parsed (`lazy.BackgroundRead`), lazily in one part per core from 16 MiB
     (`lazy.read_in_parts`): the same array, in the file's byte order, as h5py and pyUSID read."""
     shape = (64, 64, 2048 if np.dtype(dtype).itemsize < 8 else 1024)
     array = (np.arange(np.prod(shape)) % 65521).astype(dtype).reshape(shape)
@@ -323,8 +324,9 @@ def test_large_data_read_in_parallel_parts_equals_what_pyusid_reads(tmp_path, us
         assert main.chunks is None and main.dtype == np.dtype(dtype) and np.array_equal(main[()], array.reshape(-1, shape[2]))
         peer = usid.USIDataset(main)
         assert usid.hdf_utils.check_if_main(main) and np.array_equal(peer.get_n_dim_form(), array)
-    back = ub.read(path)
+    back, lazy = ub.read(path), ub.read(path, lazy=True)
     assert np.array_equal(back[0].to_ndarray(), array) and np.array_equal(back[1].to_ndarray(), array[..., :3])
+    assert np.array_equal(lazy[0].to_ndarray(), array)
 
 
 @pytest.mark.parametrize(
@@ -414,3 +416,33 @@ def test_save_a_fit_beside_the_measurement_it_was_read_from(tmp_path, usid):
     (lazy,) = ub.read(path, dataset=ub.api.internal_path(raw), lazy=True)
     with pytest.raises(WriteError, match="lazy=False"):  # HDF5 will not write a file this process reads
         h5usid.add_results(path, lazy, "Linear_Fit", fit)
+
+
+def test_a_read_opens_the_file_once_and_leaves_open_only_what_lazy_data_needs(tmp_path, monkeypatch):
+    """The file that format detection opens is the one the reader reads (`hdf.sniffing`): one open
+    per read. An eager read leaves nothing open; a lazy one keeps the file for its data, until freed."""
+    import gc
+
+    from usidbridge import hdf
+
+    array = np.arange(4 * 5 * 300, dtype=np.float32).reshape(4, 5, 300)
+    path = ub.write(ub.Dataset.from_ndarray(array, [ub.Dimension("Y", "m", 4), ub.Dimension("X", "m", 5)], [ub.Dimension("V", "V", 300)]), tmp_path / "map.h5")
+    opened = []
+
+    class CountedFile(h5py.File):
+        def __init__(self, name, *args, **kwargs):
+            opened.append(str(name))
+            super().__init__(name, *args, **kwargs)
+
+    def still_open(kinds=h5py.h5f.OBJ_FILE | h5py.h5f.OBJ_GROUP | h5py.h5f.OBJ_DATASET | h5py.h5f.OBJ_ATTR):
+        return h5py.h5f.get_obj_count(types=kinds)
+
+    monkeypatch.setattr(hdf.h5py, "File", CountedFile)
+    (eager,) = ub.read(path, isolate=False)
+    assert opened == [str(path)] and still_open() == 0 and np.array_equal(eager.to_ndarray(), array)
+    (lazy,) = ub.read(path, lazy=True, isolate=False)
+    assert len(opened) == 2 and still_open(h5py.h5f.OBJ_DATASET) == 1
+    assert np.array_equal(lazy.to_ndarray(), array)
+    del lazy
+    gc.collect()
+    assert still_open() == 0

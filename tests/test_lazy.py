@@ -222,3 +222,43 @@ def test_pieces_at_gapped_offsets_read_alike_on_any_number_of_threads(tmp_path, 
         lazy.read_pieces(handle.fileno(), list(zip(offsets, buffers)), str(path))
     for offset, buffer in zip(offsets, buffers):
         assert np.array_equal(buffer, content[offset : offset + buffer.size])
+
+
+def test_a_background_read_is_the_data_h5py_reads_and_only_for_one_run(tmp_path):
+    """`BackgroundRead` reads contiguous data of 1 MiB and more in another thread; chunked data,
+    small data and no dataset (a lazy read) start nothing, and the caller reads as before."""
+    import h5py
+
+    from usidbridge.lazy import BackgroundRead
+
+    array = np.arange(600_000, dtype=">f8").reshape(1000, 600)
+    with h5py.File(tmp_path / "data.h5", "w") as file:
+        file["contiguous"], file["small"] = array, array[:10]
+        file.create_dataset("chunked", data=array, chunks=(100, 600))
+    with h5py.File(tmp_path / "data.h5", "r") as file:
+        with BackgroundRead(file["contiguous"], "data.h5") as background:
+            attribute_meanwhile = file["small"].shape
+            data = background.result()
+        assert np.array_equal(data, array) and data.dtype == array.dtype and attribute_meanwhile == (10, 600)
+        for dataset in (file["chunked"], file["small"], None):
+            with BackgroundRead(dataset) as background:
+                assert background.result() is None
+
+
+def test_a_failed_background_read_is_an_error_of_the_file_in_the_caller(tmp_path, monkeypatch):
+    import errno
+
+    import h5py
+
+    from usidbridge import lazy
+
+    with h5py.File(tmp_path / "data.h5", "w") as file:
+        file["data"] = np.zeros(300_000)
+
+    def failing(*_args):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(lazy.os, "preadv", failing)
+    with h5py.File(tmp_path / "data.h5", "r") as file, lazy.BackgroundRead(file["data"], str(tmp_path / "data.h5")) as background:
+        with pytest.raises(UnreadableFileError, match="data.h5: cannot read the data: Input/output error"):
+            background.result()

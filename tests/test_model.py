@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from usidbridge import Ancillary, Dataset, Dimension
 from usidbridge.errors import ModelError, NotAGridError
-from usidbridge.layout import grid_indices, grid_layout
+from usidbridge.layout import first_change, grid_indices, grid_layout
 
 from strategies import dimensions
 
@@ -163,3 +163,10 @@ def test_flat_rows_read_any_row_range_in_few_hyperslabs(tmp_path, h5py_reads):
                 assert np.array_equal(ds.data[start:stop], flat[start:stop])
                 assert len(h5py_reads) <= 6
         assert ds.data.row_alignment == 20 and np.array_equal(ds.load().data, flat)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 255, 256, 257, 4095, 4097, 70_000])
+def test_the_first_change_of_a_column_is_found_wherever_it_is(rows):
+    column = np.zeros(70_001, np.uint32)
+    column[rows:] = 1
+    assert first_change(column) == rows and first_change(column[:rows]) == 0 and first_change(column[::-1]) == 70_001 - rows

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import registry
 from .errors import IS_A_FOLDER, ModelError, UnknownFormatError, UnreadableFileError
-from .hdf import has_hdf5_signature, touch_structure
+from .hdf import has_hdf5_signature, sniffing, touch_structure
 from .isolation import DEFAULT_TIMEOUT, isolated, probed
 from .model import Dataset
 from .output import atomic_output, failed_write
@@ -80,6 +80,11 @@ def read(path: PathLike, format: str | None = None, *, lazy: bool = False, datas
     path = _input_path(path)
     if isolate and _is_hdf5(path):
         probed(touch_structure, str(path), path=path)
+    with sniffing():  # the file the sniffs open is the one the reader reads
+        return _read_detected(path, format, lazy, dataset, isolate, options)
+
+
+def _read_detected(path: Path, format: str | None, lazy: bool, dataset: str | None, isolate: bool, options: dict[str, Any]) -> list[Dataset]:
     reader = registry.get(format) if format else registry.detect(path)
     if isolate and reader.structure_probe is not None and reader.installed:
         probed(reader.structure_probe, str(path), path=path)

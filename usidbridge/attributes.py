@@ -38,17 +38,21 @@ def to_python(value: Any) -> Any:
 def attribute(obj: h5py.HLObject, name: str) -> Any:
     """The attribute `name` of `obj`; None when it is missing or h5py cannot read it (a datatype numpy
     has no form for, a damaged attribute message: OSError, TypeError or ValueError)."""
+    return _get(obj.attrs, name)
+
+
+def _get(attributes: h5py.AttributeManager, name: str) -> Any:
     try:
-        return obj.attrs.get(name)
+        return attributes.get(name)
     except (OSError, TypeError, ValueError):
         return None
 
 
 def read_attrs(obj: h5py.HLObject, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     """All readable attributes of `obj` as plain values, except references and the names in `skip`."""
-    result = {}
-    for name in obj.attrs:
-        value = None if name in skip else attribute(obj, name)
+    attributes, result = obj.attrs, {}
+    for name in attributes:
+        value = None if name in skip else _get(attributes, name)
         if value is None or isinstance(value, (h5py.Reference, h5py.RegionReference)):
             continue
         result[name] = to_python(value)

@@ -16,8 +16,9 @@ import contextvars
 import math
 import mmap
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -146,27 +147,31 @@ def read_pieces(descriptor: int, pieces: Sequence[tuple[int, np.ndarray]], sourc
     Raises `UnreadableFileError` naming `source` when the file ends before a piece does or cannot be read.
     """
     views = [(offset, memoryview(buffer.reshape(-1).view(np.uint8))) for offset, buffer in pieces]
-    total = sum(view.nbytes for _offset, view in views)
-    runs = _parts(total)
+    runs = _parts(sum(view.nbytes for _offset, view in views))
     share = -(-len(views) // runs) if views else 1
 
     def read(run: Sequence[tuple[int, memoryview]]) -> None:
         for position, view in run:
-            while view.nbytes:
-                count = os.preadv(descriptor, [view], position)
-                if not count:
-                    raise UnreadableFileError(f"the file ended {view.nbytes} bytes before the end of its data (was it cut while being read?)", source)
-                view, position = view[count:], position + count
+            _fill(descriptor, position, view, source)
 
+    if runs == 1:
+        read(views)
+        return
+    with ThreadPoolExecutor(max_workers=runs - 1, thread_name_prefix="usidbridge-read") as pool:
+        others = [pool.submit(read, views[first : first + share]) for first in range(share, len(views), share)]
+        read(views[:share])  # the first run in this thread
+        for done in others:
+            done.result()
+
+
+def _fill(descriptor: int, position: int, view: memoryview, source: str | None) -> None:
+    """Fill `view` with the bytes of the open file `descriptor` from `position` (positioned reads, without the GIL)."""
     try:
-        if runs == 1:
-            read(views)
-            return
-        with ThreadPoolExecutor(max_workers=runs - 1, thread_name_prefix="usidbridge-read") as pool:
-            others = [pool.submit(read, views[first : first + share]) for first in range(share, len(views), share)]
-            read(views[:share])  # the first run in this thread
-            for done in others:
-                done.result()
+        while view.nbytes:
+            count = os.preadv(descriptor, [view], position)
+            if not count:
+                raise UnreadableFileError(f"the file ended {view.nbytes} bytes before the end of its data (was it cut while being read?)", source)
+            view, position = view[count:], position + count
     except OSError as error:
         raise UnreadableFileError(f"cannot read the data: {error.strerror or error}", source) from None
 
@@ -266,6 +271,58 @@ class FileArray:
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+BACKGROUND_MIN_BYTES = 2**20  # below this a thread's start costs more than the overlap saves
+
+
+class BackgroundRead:
+    """The whole of an h5py dataset read in another thread while this one does other work: an eager
+    reader starts it, parses the file's metadata meanwhile (h5py, on the other core), then takes the data.
+
+    The other thread reads with one positioned read, which runs without the GIL; this thread waits
+    until that read has begun, else the reading thread would wait for the GIL (up to Python's
+    5 ms switch interval) while this one parses. 16 MiB of USID: the metadata costs this thread
+    about what copying the data out of the page cache costs the other.
+
+    Started only where the data lies in the file as one run (`file_bytes`: read with positioned reads,
+    without libhdf5 and its lock, which the metadata needs) wholly within the file's size, and is
+    at least `BACKGROUND_MIN_BYTES`; `result` is None otherwise (and for a `dataset` of None: a lazy
+    read), and the caller reads as it would have. Use it as a context manager: leaving the block
+    waits for the read, so that none outlives its file.
+    """
+
+    def __init__(self, dataset: Any, source: str | None = None) -> None:
+        self._pending: Future | None = None
+        location = file_bytes(dataset)
+        nbytes = dataset.size * np.dtype(dataset.dtype).itemsize if location else 0
+        if location is None or nbytes < BACKGROUND_MIN_BYTES or location[1] + nbytes > os.fstat(location[0]).st_size:
+            return
+        self._target = np.empty(dataset.shape, dataset.dtype)
+        reading = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usidbridge-read")
+        self._pending = pool.submit(self._read, reading, *location, memoryview(self._target.reshape(-1).view(np.uint8)), source)
+        pool.shutdown(wait=False)  # its thread ends with the read
+        reading.wait()
+
+    @staticmethod
+    def _read(reading: threading.Event, descriptor: int, offset: int, view: memoryview, source: str | None) -> None:
+        reading.set()
+        _fill(descriptor, offset, view, source)
+
+    def result(self) -> np.ndarray | None:
+        """The data once read (raising what the read raised), or None when no read was started."""
+        if self._pending is None:
+            return None
+        self._pending.result()
+        return self._target
+
+    def __enter__(self) -> BackgroundRead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._pending is not None:
+            wait([self._pending])
 
 
 def _slabs(start: int, stop: int, shape: Sequence[int]) -> list[tuple]:

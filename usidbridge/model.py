@@ -20,7 +20,7 @@ import numpy as np
 
 from .codec import tagged, untagged
 from .errors import ModelError, NotAGridError, UnreadableFileError
-from .layout import fill_grid, grid_indices, grid_layout, index_dtype, matches_grid, strides, table_columns
+from .layout import fill_grid, grid_indices, grid_layout, index_dtype, matches_grid, strides
 from .lazy import LAZY_BLOCK_BYTES, FileArray, FlatRows, NDRows, RowReader, as_dask, is_file_backed, mapped
 from .rules import check_dataset
 
@@ -162,7 +162,7 @@ class Ancillary:
                 Dimension(labels[j], units[j], values[: stride * size : stride, j])
                 for j, size, stride in zip(order, sizes, strides(sizes))
             ]
-            if matches_grid(table_columns(values), sizes, order, [dim.values for dim in dims]):
+            if matches_grid(values, sizes, order, [dim.values for dim in dims]):
                 return cls(dims)
         table = cls.__new__(cls)
         table._dims = None

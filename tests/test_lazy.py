@@ -224,12 +224,18 @@ def test_pieces_at_gapped_offsets_read_alike_on_any_number_of_threads(tmp_path, 
         assert np.array_equal(buffer, content[offset : offset + buffer.size])
 
 
-def test_a_background_read_is_the_data_h5py_reads_and_only_for_one_run(tmp_path):
-    """`BackgroundRead` reads contiguous data of 1 MiB and more in another thread; chunked data,
-    small data and no dataset (a lazy read) start nothing, and the caller reads as before."""
+@pytest.mark.parametrize("head_start, piece", [(8 * 2**20, 2**20), (0, 2**16), (10**6, 333_333)])
+def test_a_background_read_is_the_data_h5py_reads_and_only_for_one_run(tmp_path, monkeypatch, head_start, piece):
+    """`BackgroundRead` reads contiguous data of 1 MiB and more in another thread, which this one
+    meets at the end, piece by piece; chunked data, small data and no dataset (a lazy read) start
+    nothing, and the caller reads as before."""
     import h5py
 
+    from usidbridge import lazy
     from usidbridge.lazy import BackgroundRead
+
+    monkeypatch.setattr(lazy, "BACKGROUND_HEAD_START", head_start)
+    monkeypatch.setattr(lazy, "BACKGROUND_PIECE_BYTES", piece)
 
     array = np.arange(600_000, dtype=">f8").reshape(1000, 600)
     with h5py.File(tmp_path / "data.h5", "w") as file:

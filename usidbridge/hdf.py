@@ -11,6 +11,7 @@ metadata trees stored as groups and attributes (`write_tree`, `read_tree`).
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -106,7 +107,7 @@ def unbacked_size(dataset: h5py.Dataset) -> str | None:
         return foreign
     if dataset.external or dataset.is_virtual:
         return None  # stored beside the file, in the folder: its size is not the HDF5 file's
-    declared = int(np.prod(dataset.shape, dtype=object)) * dataset.dtype.itemsize
+    declared = math.prod(dataset.shape) * dataset.dtype.itemsize
     if declared <= MAX_UNBACKED_BYTES:
         return None
     stored = dataset.id.get_storage_size()

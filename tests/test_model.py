@@ -74,6 +74,7 @@ def test_non_grid_tables_are_kept_exactly():
     anc = Ancillary.from_table(["X", "Y"], ["m", "m"], indices, values)
     assert not anc.is_grid and anc.size == 3
     assert np.array_equal(anc.indices, indices) and np.array_equal(anc.values, values)
+    assert indices.flags.writeable and values.flags.writeable and not anc.indices.flags.writeable  # the tables kept are copies
     with pytest.raises(NotAGridError):
         anc.dims
     shuffled = grid_indices([2, 2])[[0, 3, 1, 2]]

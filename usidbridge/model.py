@@ -167,7 +167,7 @@ class Ancillary:
         table = cls.__new__(cls)
         table._dims = None
         table.labels, table.units = labels, units
-        table._indices = np.ascontiguousarray(indices, dtype=index_dtype(int(indices.max())))
+        table._indices = np.array(indices, dtype=index_dtype(int(indices.max())))  # a copy: the caller's array stays writable
         table._values = np.array(values, dtype=np.float64)
         table._indices.setflags(write=False)
         table._values.setflags(write=False)

@@ -229,6 +229,8 @@ def test_a_background_read_is_the_data_h5py_reads_and_only_for_one_run(tmp_path,
     """`BackgroundRead` reads contiguous data of 1 MiB and more in another thread, which this one
     meets at the end, piece by piece; chunked data, small data and no dataset (a lazy read) start
     nothing, and the caller reads as before."""
+    import threading
+
     import h5py
 
     from usidbridge import lazy
@@ -242,10 +244,12 @@ def test_a_background_read_is_the_data_h5py_reads_and_only_for_one_run(tmp_path,
         file["contiguous"], file["small"] = array, array[:10]
         file.create_dataset("chunked", data=array, chunks=(100, 600))
     with h5py.File(tmp_path / "data.h5", "r") as file:
+        threads = threading.active_count()
         with BackgroundRead(file["contiguous"], "data.h5") as background:
             attribute_meanwhile = file["small"].shape
             data = background.result()
         assert np.array_equal(data, array) and data.dtype == array.dtype and attribute_meanwhile == (10, 600)
+        assert threading.active_count() == threads  # its thread ended with the block: a fork is safe again
         for dataset in (file["chunked"], file["small"], None):
             with BackgroundRead(dataset) as background:
                 assert background.result() is None

@@ -19,7 +19,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -295,7 +295,7 @@ class BackgroundRead:
     without libhdf5 and its lock, which the metadata needs) wholly within the file's size, and is
     at least `BACKGROUND_MIN_BYTES`; `result` is None otherwise (and for a `dataset` of None: a lazy
     read), and the caller reads as it would have. Use it as a context manager: leaving the block
-    waits for the read, so that none outlives its file.
+    waits for the read and its thread, so that none outlives its file.
     """
 
     def __init__(self, dataset: Any, source: str | None = None) -> None:
@@ -311,9 +311,8 @@ class BackgroundRead:
         self._pieces = deque([(location[1], flat[:first])])  # taken from the front by the reading thread, from the back by this one; atomic under the GIL
         self._pieces.extend((location[1] + start, flat[start : start + BACKGROUND_PIECE_BYTES]) for start in range(first, nbytes, BACKGROUND_PIECE_BYTES))
         begun = threading.Event()
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usidbridge-read")
-        self._pending = pool.submit(self._read_from_front, begun)
-        pool.shutdown(wait=False)  # its thread ends with the read
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="usidbridge-read")
+        self._pending = self._pool.submit(self._read_from_front, begun)
         begun.wait()
 
     def _read_from_front(self, begun: threading.Event) -> None:
@@ -345,7 +344,7 @@ class BackgroundRead:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._pending is not None:
-            wait([self._pending])
+            self._pool.shutdown(wait=True)  # the thread ended too: a fork after the read (`isolation.can_fork`) stays safe
 
 
 def _slabs(start: int, stop: int, shape: Sequence[int]) -> list[tuple]:

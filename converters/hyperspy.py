@@ -33,7 +33,7 @@ from usidbridge import progress
 from usidbridge.api import read
 from usidbridge.codec import decode_value, encode_value, is_encoded
 from usidbridge.errors import ModelError, UnreadableFileError
-from usidbridge.hdf import has_hdf5_signature, refuse_unbacked, sniffed
+from usidbridge.hdf import has_hdf5_signature, refuse_for_whole_readers, sniffed
 from usidbridge.model import Dataset
 from usidbridge.output import compression_filter
 from usidbridge.registry import Format, Profile
@@ -163,7 +163,7 @@ class HyperspyFormat(Format):
         import hyperspy.api as hs
         from traits.api import TraitError
 
-        refuse_unbacked(path)  # HyperSpy reads an eager file's datasets whole, whatever size they declare
+        refuse_for_whole_readers(path)  # HyperSpy reads an eager file's datasets whole, whatever size they declare, and its groups by recursion
         try:
             signals = hs.load(path, lazy=lazy, file_format="hspy")
         except (*HSPY_FAILURES, TraitError) as error:  # TraitError: an axis attribute of the wrong type

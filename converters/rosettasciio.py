@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from usidbridge.errors import AmbiguousFormatError, ModelError, UnknownFormatError, UnreadableFileError, silenced
-from usidbridge.hdf import has_hdf5_signature, refuse_unbacked
+from usidbridge.hdf import has_hdf5_signature, refuse_for_whole_readers
 from usidbridge.model import Dataset
 from usidbridge.registry import Format, Profile
 from usidbridge.signals import as_hyperspy_loads, dataset_from_signal
@@ -127,10 +127,11 @@ def choose_reader(path: Path, reader: str | None = None) -> dict[str, Any]:
     return claiming[0]
 
 
-def _check_hdf5_sizes(path: Path) -> None:
-    """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, before a reader reads it whole."""
+def _check_hdf5(path: Path) -> None:
+    """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, a link
+    cycle or groups nested too deep, before a reader reads it whole and walks it by recursion (`refuse_for_whole_readers`)."""
     if has_hdf5_signature(_head(path)):
-        refuse_unbacked(path)
+        refuse_for_whole_readers(path)
 
 
 WDF_BLOCK = struct.Struct("<4sIQ")  # a Renishaw block: its name, its number, its size with this header
@@ -259,7 +260,7 @@ def read_file(path: Path, lazy: bool = False, reader: str | None = None) -> list
 
     plugin = choose_reader(path, reader)
     lazy = lazy and not _is_bcf(path, plugin)
-    _check_hdf5_sizes(path)
+    _check_hdf5(path)
     if plugin["name"] in PRECHECKS:
         PRECHECKS[plugin["name"]](path)
     module = importlib.import_module(plugin["api"])

@@ -203,3 +203,47 @@ def test_lazy_reads_do_not_keep_every_file_open(tmp_path):
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) <= before + 2
     assert np.array_equal(kept.to_ndarray(), dataset.to_ndarray())
+
+
+@pytest.mark.parametrize("damage", ["link cycle", "deep nesting"])
+def test_structures_that_would_exhaust_hyperspy_recursion_are_refused_first(tmp_path, damage):
+    """HyperSpy walks a file's groups by recursion: a link cycle or groups nested hundreds deep ran
+    it out of stack, and the RecursionError, raised while h5py held its global lock, left the lock
+    held by the reading thread: the next lazy read computed by dask's threads then waited for ever.
+    Such files are refused before HyperSpy opens them; the lock is free and lazy reads go on."""
+    import concurrent.futures
+
+    import h5py
+    from h5py import _objects
+
+    from usidbridge.errors import UnreadableFileError
+
+    dataset = ub.Dataset.from_ndarray(np.arange(32.0).reshape(2, 2, 8), [ub.Dimension("Y", "m", 2), ub.Dimension("X", "m", 2)], [ub.Dimension("E", "eV", 8)])
+    good, bad = ub.write(dataset, tmp_path / "good.hspy"), ub.write(dataset, tmp_path / "bad.hspy")
+    with h5py.File(bad, "r+") as file:
+        if damage == "link cycle":
+            file["Experiments/generic/metadata"]["loop"] = h5py.SoftLink("/Experiments")
+        else:
+            file["Experiments/generic/metadata"].create_group("/".join(["level"] * 300))
+    expected = "a link cycle" if damage == "link cycle" else "nested more than 64 groups deep"
+    with pytest.raises(UnreadableFileError, match=f"bad.hspy: .*{expected}"):
+        ub.read(bad, lazy=True)
+    assert not _objects.phil._is_owned()
+    (lazy,) = ub.read(good, lazy=True)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # dask computes in its threads: a held lock would hang here, not fail
+        computed = pool.submit(lazy.to_ndarray)
+        assert np.array_equal(computed.result(timeout=60), dataset.to_ndarray())
+
+
+def test_nesting_depth_counts_every_chain_of_links(tmp_path):
+    """`hdf.too_deep` finds the deepest chain even where a group is first reached by a shorter one."""
+    import h5py
+
+    from usidbridge.hdf import too_deep
+
+    with h5py.File(tmp_path / "nested.h5", "w") as file:
+        deep = file.create_group("/".join(f"g{level}" for level in range(10)))
+        deep["shared"] = file.create_group("short/shared")
+        file["short/shared"].create_group("/".join(["x"] * 5))
+        assert too_deep(file, 16) is None and too_deep(file, 15) == "/g0/g1/g2/g3/g4/g5/g6/g7/g8/g9/shared/x/x/x/x/x"
+        assert too_deep(file, 5) is not None and too_deep(file["short"], 64) is None

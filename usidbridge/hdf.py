@@ -134,13 +134,29 @@ def path_of(obj: h5py.HLObject) -> str:
     return name.decode("utf-8", errors="replace") if isinstance(name, bytes) else name
 
 
-def refuse_unbacked(path: str | os.PathLike[str]) -> None:
-    """Refuse an HDF5 file with a dataset that declares far more data than the file stores for it
-    (`unbacked_size`), before a library that reads datasets whole (RosettaSciIO, HyperSpy) allocates it."""
+MAX_NESTING = 64  # groups inside groups; HyperSpy and RosettaSciIO recurse about 10 Python frames per level
+
+
+def refuse_for_whole_readers(path: str | os.PathLike[str]) -> None:
+    """Refuse an HDF5 file before a library that reads its datasets whole and walks its groups by
+    recursion (RosettaSciIO, HyperSpy) opens it: a dataset that declares far more data than the file
+    stores for it (`unbacked_size`: it would be allocated), a link cycle, or groups nested more than
+    `MAX_NESTING` deep (`too_deep`).
+
+    The recursion would run out of Python's stack, and a RecursionError raised while h5py holds its
+    global lock can leave the lock held by this thread: every later h5py call from another thread
+    (dask computing lazy data) then waits for ever.
+    """
     with damaged_hdf5(path), h5py.File(path, "r") as file:
-        problem = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
-    if problem:
-        raise UnreadableFileError(problem, path)
+        unbacked = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
+        cycle = link_cycle(file)
+        deep = None if cycle else too_deep(file)
+    if unbacked:
+        raise UnreadableFileError(unbacked, path)
+    if cycle:
+        raise UnreadableFileError(f"the HDF5 link {cycle} points back to a group above it (a link cycle); the file's reader would follow it for ever", path)
+    if deep:
+        raise UnreadableFileError(f"the HDF5 group {deep} is nested more than {MAX_NESTING} groups deep; the file's reader would run out of stack", path)
 
 
 def read_whole(dataset: h5py.Dataset, path: str | os.PathLike[str]) -> np.ndarray:
@@ -292,6 +308,23 @@ def link_cycle(file: h5py.File) -> str | None:
             if item.id in ancestors:
                 return f"{path}/{name}"
             stack.append((item, f"{path}/{name}", ancestors | {item.id}))
+    return None
+
+
+def too_deep(file: h5py.File, limit: int = MAX_NESTING) -> str | None:
+    """The path of a group more than `limit` groups below the root by some chain of hard and soft
+    links, or None. Walked iteratively: a group is walked again only when reached deeper than
+    before, so a file whose groups are shared by many paths costs at most `limit` walks of each."""
+    deepest: dict[Any, int] = {}
+    stack: list[tuple[h5py.Group, str, int]] = [(file, "", 0)]
+    while stack:
+        group, path, depth = stack.pop()
+        if depth > limit:
+            return path
+        if deepest.get(group.id, -1) >= depth:
+            continue
+        deepest[group.id] = depth
+        stack.extend((item, f"{path}/{name}", depth + 1) for name, item in subgroups(group))
     return None
 
 

@@ -205,7 +205,7 @@ def test_lazy_reads_do_not_keep_every_file_open(tmp_path):
     assert np.array_equal(kept.to_ndarray(), dataset.to_ndarray())
 
 
-@pytest.mark.parametrize("damage", ["link cycle", "deep nesting"])
+@pytest.mark.parametrize("damage", ["link cycle", "external link to itself", "deep nesting"])
 def test_structures_that_would_exhaust_hyperspy_recursion_are_refused_first(tmp_path, damage):
     """HyperSpy walks a file's groups by recursion: a link cycle or groups nested hundreds deep ran
     it out of stack, and the RecursionError, raised while h5py held its global lock, left the lock
@@ -223,9 +223,11 @@ def test_structures_that_would_exhaust_hyperspy_recursion_are_refused_first(tmp_
     with h5py.File(bad, "r+") as file:
         if damage == "link cycle":
             file["Experiments/generic/metadata"]["loop"] = h5py.SoftLink("/Experiments")
+        elif damage == "external link to itself":
+            file["Experiments/generic/metadata"]["loop"] = h5py.ExternalLink("bad.hspy", "/Experiments")
         else:
             file["Experiments/generic/metadata"].create_group("/".join(["level"] * 300))
-    expected = "a link cycle" if damage == "link cycle" else "nested more than 64 groups deep"
+    expected = {"link cycle": "a link cycle", "external link to itself": "is an external link", "deep nesting": "nested more than 64 groups deep"}[damage]
     with pytest.raises(UnreadableFileError, match=f"bad.hspy: .*{expected}"):
         ub.read(bad, lazy=True)
     assert not _objects.phil._is_owned()

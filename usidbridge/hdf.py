@@ -140,8 +140,9 @@ MAX_NESTING = 64  # groups inside groups; HyperSpy and RosettaSciIO recurse abou
 def refuse_for_whole_readers(path: str | os.PathLike[str]) -> None:
     """Refuse an HDF5 file before a library that reads its datasets whole and walks its groups by
     recursion (RosettaSciIO, HyperSpy) opens it: a dataset that declares far more data than the file
-    stores for it (`unbacked_size`: it would be allocated), a link cycle, or groups nested more than
-    `MAX_NESTING` deep (`too_deep`).
+    stores for it (`unbacked_size`: it would be allocated), a link cycle, groups nested more than
+    `MAX_NESTING` deep (`too_deep`), or an external link (h5py follows it: to the file itself it is
+    a cycle, and elsewhere it leaves the file, which usidbridge does not follow).
 
     The recursion would run out of Python's stack, and a RecursionError raised while h5py holds its
     global lock can leave the lock held by this thread: every later h5py call from another thread
@@ -151,8 +152,11 @@ def refuse_for_whole_readers(path: str | os.PathLike[str]) -> None:
         unbacked = file.visititems(lambda _name, obj: unbacked_size(obj) if isinstance(obj, h5py.Dataset) else None)
         cycle = link_cycle(file)
         deep = None if cycle else too_deep(file)
+        external = file.visititems_links(lambda name, link: f"/{name} (to {link.filename}::{link.path})" if isinstance(link, h5py.ExternalLink) else None)
     if unbacked:
         raise UnreadableFileError(unbacked, path)
+    if external:
+        raise UnreadableFileError(f"the HDF5 link {external} is an external link; usidbridge does not follow links out of the file, and the file's reader would", path)
     if cycle:
         raise UnreadableFileError(f"the HDF5 link {cycle} points back to a group above it (a link cycle); the file's reader would follow it for ever", path)
     if deep:

@@ -98,6 +98,8 @@ def read_main(main: h5py.Dataset, lazy: bool) -> Dataset:
     The file, its name and the Main dataset's path are asked of h5py once: each asking builds a new
     object (10-30 us), and a small file's whole read is a few milliseconds.
     """
+    if main.shape is None or len(main.shape) != 2:
+        raise ModelError(f"{main.name}: a Main dataset is 2-D (positions x spectral values); this one's shape is {main.shape}")
     quantity, units = string_attr(main, "quantity"), string_attr(main, "units")
     if quantity is None or units is None:
         raise ModelError(f"{main.name}: the 'quantity' and 'units' string attributes are required")

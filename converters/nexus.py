@@ -216,8 +216,8 @@ def read_nxdata(group: h5py.Group, lazy: bool, spectroscopic: Sequence[str] | in
     units = string_attr(signal, "units") or ""
     source = f"{group.file.filename}::{group.name}"
     results = []
-    problem = unbacked_size(signal)  # before the dims: an index dim of 10^12 values would fill the memory
-    if problem:
+    problem = unbacked_size(signal) or (f"{path_of(signal)}: the NXdata signal has no dataspace (h5py.Empty), so no data" if signal.shape is None else None)
+    if problem:  # before the dims: an index dim of 10^12 values would fill the memory
         raise UnreadableFileError(problem, group.file.filename)
     axis_names = _axis_names(group, signal)  # everything read of the signal's attributes comes before its data handle (see `require_backed`)
     dims = _dims(group, axis_names, signal.shape)

@@ -129,7 +129,8 @@ def choose_reader(path: Path, reader: str | None = None) -> dict[str, Any]:
 
 def _check_hdf5(path: Path) -> None:
     """Refuse an HDF5 container (EMD, ...) with a dataset declaring far more data than it stores, a link
-    cycle or groups nested too deep, before a reader reads it whole and walks it by recursion (`refuse_for_whole_readers`)."""
+    cycle, an external link or groups nested too deep, before a reader reads it whole and walks it by
+    recursion (`refuse_for_whole_readers`)."""
     if has_hdf5_signature(_head(path)):
         refuse_for_whole_readers(path)
 

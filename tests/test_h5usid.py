@@ -446,3 +446,19 @@ def test_a_read_opens_the_file_once_and_leaves_open_only_what_lazy_data_needs(tm
     del lazy
     gc.collect()
     assert still_open() == 0
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_main_dataset_without_a_dataspace_is_a_clean_error(tmp_path, lazy):
+    """A Main dataset replaced by one with a null dataspace (h5py.Empty), its attributes kept: one
+    error naming the file, not a TypeError from the sizes of nothing."""
+    dataset = ub.Dataset.from_ndarray(np.arange(32.0).reshape(2, 2, 8), [ub.Dimension("Y", "m", 2), ub.Dimension("X", "m", 2)], [ub.Dimension("E", "eV", 8)])
+    path = ub.write(dataset, tmp_path / "empty.h5")
+    with h5py.File(path, "r+") as file:
+        attributes = dict(file[MAIN].attrs)
+        del file[MAIN]
+        empty = file.create_dataset(MAIN, data=h5py.Empty("f"))
+        for key, value in attributes.items():
+            empty.attrs[key] = value
+    with pytest.raises(NotUSIDError, match="empty.h5: no usable USID Main dataset .*Raw_Data: a Main dataset is 2-D .* shape is None"):
+        ub.read(path, lazy=lazy)

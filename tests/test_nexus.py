@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import usidbridge as ub
-from usidbridge.errors import NotUSIDError
+from usidbridge.errors import NotUSIDError, UnreadableFileError
 
 from conftest import assert_exact_round_trip, need
 from strategies import datasets
@@ -269,4 +269,19 @@ def test_damaged_non_grid_positions_are_one_clean_error(tmp_path, damage, lazy):
         assert dataset.pos.same_as(sparse.pos)
         return
     with pytest.raises(UsidBridgeError, match=re.escape(str(path))):
+        ub.read(path, lazy=lazy)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_signal_without_a_dataspace_is_a_clean_error(tmp_path, lazy):
+    """An NXdata signal replaced by one with a null dataspace (h5py.Empty): one error naming the file."""
+    dataset = ub.Dataset.from_ndarray(np.arange(32.0).reshape(2, 2, 8), [ub.Dimension("Y", "m", 2), ub.Dimension("X", "m", 2)], [ub.Dimension("E", "eV", 8)])
+    path = ub.write(dataset, tmp_path / "empty.nxs")
+    with h5py.File(path, "r+") as file:
+        attributes = dict(file["entry/generic/data"].attrs)
+        del file["entry/generic/data"]
+        empty = file.create_dataset("entry/generic/data", data=h5py.Empty("f"))
+        for key, value in attributes.items():
+            empty.attrs[key] = value
+    with pytest.raises(UnreadableFileError, match="empty.nxs: /entry/generic/data: the NXdata signal has no dataspace"):
         ub.read(path, lazy=lazy)

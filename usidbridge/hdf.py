@@ -105,8 +105,8 @@ def unbacked_size(dataset: h5py.Dataset) -> str | None:
     foreign = foreign_storage(dataset)
     if foreign:
         return foreign
-    if dataset.external or dataset.is_virtual:
-        return None  # stored beside the file, in the folder: its size is not the HDF5 file's
+    if dataset.external or dataset.is_virtual or dataset.shape is None:
+        return None  # stored beside the file, in the folder: its size is not the HDF5 file's; or no dataspace (h5py.Empty): no data
     declared = math.prod(dataset.shape) * dataset.dtype.itemsize
     if declared <= MAX_UNBACKED_BYTES:
         return None

@@ -319,9 +319,13 @@ class BackgroundRead:
         position, view = self._pieces.popleft()
         begun.set()
         _fill(self._descriptor, position, view, self._source)
+        self._read_taken(self._pieces.popleft)
+
+    def _read_taken(self, take: Callable[[], tuple[int, memoryview]]) -> None:
+        """Read the pieces `take` gives (from the front or the back) until none is left."""
         while True:
             try:
-                position, view = self._pieces.popleft()
+                position, view = take()
             except IndexError:
                 return
             _fill(self._descriptor, position, view, self._source)
@@ -330,12 +334,7 @@ class BackgroundRead:
         """The data once read (raising what the read raised), or None when no read was started."""
         if self._pending is None:
             return None
-        while True:
-            try:
-                position, view = self._pieces.pop()
-            except IndexError:
-                break
-            _fill(self._descriptor, position, view, self._source)
+        self._read_taken(self._pieces.pop)
         self._pending.result()
         return self._target
 
